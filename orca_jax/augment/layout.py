@@ -1,0 +1,116 @@
+"""Where everything lives in an augmentation output folder, and the folder's run lock.
+
+```
+OUT/
+  manifest.jsonl          sampled queries (written once, atomically)
+  manifest.meta.json      sampling parameters and counts; its presence commits the manifest
+  run_config.json         teacher settings of the runs (API key env var NAME only)
+  data/part-RRRRR-SSSSS.jsonl   training rows (append-only; run R, shard S)
+  kept_apart.jsonl        rows not for training: finish_reason length, content filter, ...
+  failures.jsonl          permanent failures, one record per failed attempt-series
+  report.json             counts, failures by reason, tokens, estimated cost
+  final/                  Parquet written by `finalize`
+  .lock                   held (flock) by a running `run`
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+_SHARD = re.compile(r"^part-(\d{5,})-(\d{5,})\.jsonl$")
+
+
+class OutputLocked(RuntimeError):
+    """Another process is running on the same output folder."""
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Paths inside one output folder."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: Path | str) -> "OutputLayout":
+        return cls(Path(root))
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.jsonl"
+
+    @property
+    def manifest_meta(self) -> Path:
+        return self.root / "manifest.meta.json"
+
+    @property
+    def run_config(self) -> Path:
+        return self.root / "run_config.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def kept_apart(self) -> Path:
+        return self.root / "kept_apart.jsonl"
+
+    @property
+    def failures(self) -> Path:
+        return self.root / "failures.jsonl"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def final_dir(self) -> Path:
+        return self.root / "final"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / ".lock"
+
+    def data_shards(self) -> list[Path]:
+        """Existing training-row shards, in (run, shard) order."""
+        if not self.data_dir.exists():
+            return []
+        shards = [p for p in self.data_dir.iterdir() if _SHARD.match(p.name)]
+        return sorted(shards, key=lambda p: tuple(int(x) for x in _SHARD.match(p.name).groups()))
+
+    def next_run_index(self) -> int:
+        """One more than the highest run index among existing shards."""
+        runs = [int(_SHARD.match(p.name).group(1)) for p in self.data_shards()]
+        return max(runs, default=-1) + 1
+
+    def shard_path(self, run_index: int, shard_index: int) -> Path:
+        return self.data_dir / f"part-{run_index:05d}-{shard_index:05d}.jsonl"
+
+    def row_files(self) -> list[Path]:
+        """Every file holding finished rows: data shards, then the kept-apart file."""
+        files = self.data_shards()
+        if self.kept_apart.exists():
+            files.append(self.kept_apart)
+        return files
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the folder (released by the OS even on kill -9)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise OutputLocked(f"{self.root} is in use by another augmentation run") from exc
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            os.close(fd)

@@ -1,0 +1,72 @@
+"""Attention kernels: the mask, the reference kernel, and any fused path that runs on CPU."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from orca_jax.models import attention
+
+
+def _qkv(b=2, l=12, h=4, kvh=2, d=8, seed=0):
+    ks = jax.random.split(jax.random.PRNGKey(seed), 3)
+    return (jax.random.normal(ks[0], (b, l, h, d)), jax.random.normal(ks[1], (b, l, kvh, d)),
+            jax.random.normal(ks[2], (b, l, kvh, d)))
+
+
+def test_mask_is_block_diagonal_causal():
+    seg = jnp.array([[1, 1, 2, 2, 2, 0]])
+    idx = jnp.arange(6)[None]
+    m = np.asarray(attention.attention_mask(seg, seg, idx, idx))[0, 0]
+    expected = np.array([
+        [1, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [0, 0, 1, 0, 0, 0],
+        [0, 0, 1, 1, 0, 0],
+        [0, 0, 1, 1, 1, 0],
+        [0, 0, 0, 0, 0, 1],
+    ], bool)
+    np.testing.assert_array_equal(m, expected)
+
+
+def test_reference_matches_naive_per_head_softmax():
+    q, k, v = _qkv()
+    seg = jnp.array([[1] * 5 + [2] * 7, [1] * 12])
+    idx = jnp.broadcast_to(jnp.arange(12), (2, 12))
+    out = attention.dot_product_attention(q, k, v, q_segment_ids=seg, kv_segment_ids=seg,
+                                          q_index=idx, kv_index=idx, impl="xla")
+    mask = np.asarray(attention.attention_mask(seg, seg, idx, idx))[:, 0]
+    kk, vv = np.repeat(np.asarray(k), 2, axis=2), np.repeat(np.asarray(v), 2, axis=2)
+    s = np.einsum("bqhd,bkhd->bhqk", np.asarray(q), kk) / np.sqrt(8)
+    s = np.where(mask[:, None], s, -np.inf)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    ref = np.einsum("bhqk,bkhd->bqhd", p, vv)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def test_jax_nn_xla_path_agrees_with_reference():
+    """jax.nn.dot_product_attention (the API behind the cuDNN path) with our mask, on CPU."""
+    q, k, v = _qkv()
+    seg = jnp.array([[1] * 5 + [2] * 7, [1] * 10 + [0] * 2])
+    idx = jnp.broadcast_to(jnp.arange(12), (2, 12))
+    mask = attention.attention_mask(seg, seg, idx, idx)
+    ref = attention.xla_attention(q, k, v, mask)
+    out = jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="xla")
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def test_auto_resolves_to_reference_on_cpu():
+    assert attention.resolve_impl("auto") == ("xla" if jax.default_backend() == "cpu" else
+                                              attention.resolve_impl("auto"))
+    assert attention.resolve_impl("cudnn") == "cudnn"
+
+
+@pytest.mark.skipif(jax.default_backend() == "gpu", reason="checks the refusal off-GPU")
+def test_cudnn_refuses_clearly_off_gpu():
+    q, k, v = _qkv()
+    seg = jnp.ones((2, 12), jnp.int32)
+    idx = jnp.broadcast_to(jnp.arange(12), (2, 12))
+    with pytest.raises(NotImplementedError, match="cudnn"):
+        attention.dot_product_attention(q, k, v, q_segment_ids=seg, kv_segment_ids=seg,
+                                        q_index=idx, kv_index=idx, impl="cudnn")

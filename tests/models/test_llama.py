@@ -1,0 +1,120 @@
+"""Model behaviour: packing isolation, rotary restarts, KV cache, remat/scan equivalence."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from orca_jax.models import Llama, get_preset
+
+
+def _init(cfg, length=16, seed=0):
+    tokens = jnp.zeros((1, length), jnp.int32)
+    return nn.unbox(Llama(cfg).init(jax.random.PRNGKey(seed), tokens))["params"]
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny_gqa"])
+def test_packed_logits_equal_each_example_alone(preset):
+    cfg = get_preset(preset)
+    params = _init(cfg)
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(3, cfg.vocab_size, 7), rng.integers(3, cfg.vocab_size, 5)
+    pad = 4
+    tokens = np.concatenate([a, b, np.zeros(pad, int)])[None]
+    segments = np.array([[1] * 7 + [2] * 5 + [0] * pad])
+    positions = np.array([list(range(7)) + list(range(5)) + [0] * pad])
+    packed = Llama(cfg).apply({"params": params}, tokens, positions, segments)
+    alone_a = Llama(cfg).apply({"params": params}, a[None])
+    alone_b = Llama(cfg).apply({"params": params}, b[None])
+    np.testing.assert_allclose(packed[0, :7], alone_a[0], atol=1e-5)
+    np.testing.assert_allclose(packed[0, 7:12], alone_b[0], atol=1e-5)
+
+
+def test_segments_isolate_even_with_same_positions():
+    """Changing segment 1's tokens must not change segment 2's logits."""
+    cfg = get_preset("tiny")
+    params = _init(cfg)
+    seg = np.array([[1] * 6 + [2] * 6])
+    pos = np.array([list(range(6)) * 2])
+    t1 = np.arange(12)[None] + 3
+    t2 = t1.copy()
+    t2[0, :6] += 100
+    out1 = Llama(cfg).apply({"params": params}, t1, pos, seg)
+    out2 = Llama(cfg).apply({"params": params}, t2, pos, seg)
+    np.testing.assert_array_equal(out1[0, 6:], out2[0, 6:])
+    assert np.abs(out1[0, :6] - out2[0, :6]).max() > 1e-3
+
+
+@pytest.mark.parametrize("remat_policy", ["none", "full", "save_dots", "save_qkv_out"])
+def test_scan_remat_variants_agree(remat_policy):
+    base = get_preset("tiny_gqa", remat_policy="none", scan_layers=False)
+    params = _init(base)
+    stacked = {k: v for k, v in params.items() if not k.startswith("layers_")}
+    stacked["layers"] = {"block": jax.tree_util.tree_map(lambda *xs: jnp.stack(xs),
+                                                         *[params[f"layers_{i}"] for i in range(base.n_layers)])}
+    tokens = jnp.arange(20)[None] % base.vocab_size
+    ref = Llama(base).apply({"params": params}, tokens)
+    cfg = base.replace(scan_layers=True, remat_policy=remat_policy)
+    out = Llama(cfg).apply({"params": stacked}, tokens)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+    def loss(p, c):
+        return Llama(c).apply({"params": p}, tokens).mean()
+
+    g_ref = jax.grad(loss)(params, base)
+    g = jax.grad(loss)(stacked, cfg)
+    np.testing.assert_allclose(g["lm_head"]["kernel"], g_ref["lm_head"]["kernel"], atol=1e-6)
+    np.testing.assert_allclose(g["layers"]["block"]["mlp"]["up_proj"][1],
+                               g_ref["layers_1"]["mlp"]["up_proj"], atol=1e-6)
+
+
+def test_kv_cache_matches_full_forward_with_left_padding():
+    cfg = get_preset("tiny_gqa", max_len=32)
+    params = _init(cfg)
+    rng = np.random.default_rng(1)
+    real = rng.integers(3, cfg.vocab_size, 9)
+    full = Llama(cfg).apply({"params": params}, real[None])
+    # Row 0: 3 pads on the left then the 9 real tokens, fed as a 6-token prefill then 1 by 1.
+    pads = 3
+    tokens = np.concatenate([np.zeros(pads, int), real])[None]
+    segs = np.array([[0] * pads + [1] * 9])
+    pos = np.array([[0] * pads + list(range(9))])
+    model = Llama(cfg, decode=True)
+    cache = jax.tree_util.tree_map(jnp.zeros_like, nn.unbox(model.init(jax.random.PRNGKey(0), tokens[:, :1]))["cache"])
+    outs = []
+    bounds = [(0, 6)] + [(i, i + 1) for i in range(6, tokens.shape[1])]
+    for lo, hi in bounds:
+        logits, vars_ = model.apply({"params": params, "cache": cache}, tokens[:, lo:hi], pos[:, lo:hi],
+                                    segs[:, lo:hi], mutable=["cache"])
+        cache = vars_["cache"]
+        outs.append(logits)
+    decoded = jnp.concatenate(outs, axis=1)[0, pads:]
+    np.testing.assert_allclose(decoded, full[0], atol=1e-5)
+
+
+def test_bf16_compute_keeps_fp32_params_and_logits():
+    cfg = get_preset("tiny", dtype="bfloat16")
+    params = _init(cfg)
+    assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(params))
+    logits = Llama(cfg).apply({"params": params}, jnp.ones((1, 8), jnp.int32))
+    assert logits.dtype == jnp.float32
+    ref = Llama(cfg.replace(dtype="float32")).apply({"params": params}, jnp.ones((1, 8), jnp.int32))
+    np.testing.assert_allclose(logits, ref, atol=5e-2)
+
+
+def test_config_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="n_kv_heads=3 must divide n_heads=4"):
+        get_preset("tiny", n_kv_heads=3)
+    with pytest.raises(ValueError, match="attention_impl"):
+        get_preset("tiny", attention_impl="flash9000")
+    with pytest.raises(ValueError, match="unknown model preset"):
+        get_preset("llama_99b")
+
+
+def test_13b_preset_matches_llama_13b():
+    cfg = get_preset("llama_13b")
+    assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.vocab_size, cfg.max_len) == (
+        40, 5120, 40, 13824, 32001, 2048)
+    # LLaMA-13B has 13.0B parameters with its 32000-row vocabulary.
+    assert abs(cfg.replace(vocab_size=32000).num_params() - 13_015_864_320) < 1e6

@@ -8,8 +8,6 @@ only when both carry the same segment id and the key's slot is not after the que
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -38,33 +36,49 @@ def xla_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> 
 
 
 def cudnn_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-    """cuDNN fused attention (GPU) through jax.nn.dot_product_attention with the segment mask."""
+    """cuDNN fused attention (GPU) via jax.nn.dot_product_attention with the segment mask.
+
+    The block-diagonal causal mask goes in as `mask`; `is_causal` is also set for
+    training shapes so cuDNN can skip the blocks above the diagonal.
+    """
     try:
-        return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="cudnn")
-    except (NotImplementedError, ValueError, RuntimeError) as e:  # pragma: no cover - GPU only
+        return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=q.shape[1] == k.shape[1],
+                                            implementation="cudnn")
+    except (NotImplementedError, ValueError, RuntimeError) as e:
         raise NotImplementedError(
             "attention_impl='cudnn' could not express the packed-segment mask on this platform "
             f"({type(e).__name__}: {e}); use attention_impl='xla'") from e
 
 
 def splash_attention(q: jax.Array, k: jax.Array, v: jax.Array,
-                     q_segment_ids: jax.Array, kv_segment_ids: jax.Array) -> jax.Array:
-    """Pallas splash attention (TPU) with causal mask and segment ids; training shapes only."""
+                     q_segment_ids: jax.Array, kv_segment_ids: jax.Array,
+                     interpret: bool = False) -> jax.Array:
+    """Pallas splash attention (TPU) with a causal mask and segment ids; training shapes only.
+
+    `interpret=True` runs the kernel in the Pallas interpreter (any platform; for tests).
+    """
     from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
     from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm
 
-    b, lq, h, d = q.shape
-    if k.shape[1] != lq:
-        raise NotImplementedError("splash attention is used for training (q_len == kv_len) only")
-    mask = sm.MultiHeadMask([sm.CausalMask((lq, lq)) for _ in range(h)])
-    kernel = sk.make_splash_mha(mask=mask, head_shards=1, q_seq_shards=1)
+    b, length, h, d = q.shape
+    if not interpret and jax.default_backend() != "tpu":
+        raise NotImplementedError(f"attention_impl='splash' needs a TPU (backend is "
+                                  f"{jax.default_backend()!r}); use attention_impl='xla' or 'auto'")
+    block = min(512, length)
+    if length % block or length % 128:
+        raise NotImplementedError(f"splash attention needs a length divisible by 128, got {length}")
+    mask = sm.MultiHeadMask([sm.CausalMask((length, length)) for _ in range(h)])
+    sizes = sk.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block, block_q_dkv=block,
+                          block_kv_dkv=block, block_kv_dkv_compute=block, block_q_dq=block, block_kv_dq=block)
+    kernel = sk.make_splash_mha(mask=mask, head_shards=1, q_seq_shards=1, block_sizes=sizes,
+                                interpret=interpret)
     groups = h // k.shape[2]
     # Kernel layout is [heads, length, head_dim] per example; GQA by repeating kv heads.
     q_t = jnp.swapaxes(q * (d ** -0.5), 1, 2)
     k_t = jnp.swapaxes(jnp.repeat(k, groups, axis=2), 1, 2)
     v_t = jnp.swapaxes(jnp.repeat(v, groups, axis=2), 1, 2)
-    seg = jax.vmap(sk.SegmentIds)(q_segment_ids, kv_segment_ids)
-    out = jax.vmap(kernel)(q_t, k_t, v_t, segment_ids=seg)
+    out = jax.vmap(lambda q_, k_, v_, qs, ks: kernel(q_, k_, v_, segment_ids=sk.SegmentIds(qs, ks)))(
+        q_t, k_t, v_t, q_segment_ids, kv_segment_ids)
     return jnp.swapaxes(out, 1, 2).astype(q.dtype)
 
 
@@ -80,7 +94,7 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
                           q_index: jax.Array, kv_index: jax.Array, impl: str = "xla") -> jax.Array:
     """Causal, segment-masked grouped-query attention with the kernel `impl`."""
     impl = resolve_impl(impl)
-    if impl == "splash" and k.shape[1] == q.shape[1]:
+    if impl == "splash":
         return splash_attention(q, k, v, q_segment_ids, kv_segment_ids)
     mask = attention_mask(q_segment_ids, kv_segment_ids, q_index, kv_index)
     if impl == "cudnn":

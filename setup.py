@@ -24,6 +24,7 @@ DATA = [
     "google-cloud-storage>=2.10",
     "grain>=0.2.10",
     "httpx>=0.27",
+    "sniffio",
     "matplotlib>=3.8",
 ]
 TEST = [

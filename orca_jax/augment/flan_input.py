@@ -18,9 +18,10 @@ import json
 import logging
 from array import array
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -124,31 +125,49 @@ class _IndexBuilder:
         self.task = array("i")
         self.file = array("i")
         self.location = array("q")
-        self.task_codes: dict[tuple[int, str], int] = {}
         self.task_names: list[str] = []
         self.skipped: Counter[str] = Counter()
+        self._collection_codes: dict[object, int | None] = {}
+        # (collection code, raw task) -> task code, or a skip reason for the whole task
+        self._task_codes: dict[tuple[int, object], int | str] = {}
+
+    def _collection_code(self, collection: object) -> int | None:
+        try:
+            return self._collection_codes[collection]
+        except KeyError:
+            name = normalize_collection(collection)
+            code = self._collection_codes[collection] = None if name is None else COLLECTIONS.index(name)
+            return code
+        except TypeError:  # unhashable value
+            return None
+
+    def _task_code(self, code: int, task: object) -> int | str:
+        key = (code, task)
+        found = self._task_codes.get(key)
+        if found is None:
+            task_name = "" if task is None else str(task)
+            if not task_name:
+                found = "missing_task"
+            elif self.filter.drop_t0_bigbench and COLLECTIONS[code] == "t0" and "bigbench" in task_name.lower().replace("_", "").replace("-", ""):
+                found = "t0_bigbench"
+            else:
+                found = len(self.task_names)
+                self.task_names.append(task_name)
+            self._task_codes[key] = found
+        return found
 
     def add(self, collection: object, task: object, template_type: object, file_no: int, location: int) -> None:
-        name = normalize_collection(collection)
-        if name is None:
+        code = self._collection_code(collection)
+        if code is None:
             self.skipped[f"collection:{collection}"] += 1
             return
         if self.filter.zero_shot_only and isinstance(template_type, str) and not template_type.startswith("zs"):
             self.skipped["few_shot_template"] += 1
             return
-        task_name = str(task) if task is not None else ""
-        if not task_name:
-            self.skipped["missing_task"] += 1
+        task_code = self._task_code(code, task)
+        if isinstance(task_code, str):
+            self.skipped[task_code] += 1
             return
-        if self.filter.drop_t0_bigbench and name == "t0" and "bigbench" in task_name.lower().replace("_", "").replace("-", ""):
-            self.skipped["t0_bigbench"] += 1
-            return
-        code = COLLECTIONS.index(name)
-        key = (code, task_name)
-        task_code = self.task_codes.get(key)
-        if task_code is None:
-            task_code = self.task_codes[key] = len(self.task_names)
-            self.task_names.append(task_name)
         self.collection.append(code)
         self.task.append(task_code)
         self.file.append(file_no)

@@ -13,9 +13,10 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from orca_jax.augment.atomic import atomic_writer
 
@@ -26,7 +27,7 @@ _ID_PREFIX = re.compile(rb'^\{"id": ?"([^"\\]+)"')
 
 def encode_line(row: dict[str, Any]) -> bytes:
     """One JSON line (UTF-8, newline-terminated); `id` stays the first key."""
-    return (json.dumps(row, ensure_ascii=False, separators=(",", ": ")) + "\n").encode("utf-8")
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -153,9 +154,8 @@ def iter_lines(path: Path) -> Iterator[bytes]:
     """Complete lines of a file (a torn tail without a newline is skipped)."""
     with open(path, "rb") as handle:
         for line in handle:
-            if line.endswith(b"\n"):
-                if line.strip():
-                    yield line
+            if line.endswith(b"\n") and line.strip():
+                yield line
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:

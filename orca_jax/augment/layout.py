@@ -20,11 +20,19 @@ import contextlib
 import fcntl
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 _SHARD = re.compile(r"^part-(\d{5,})-(\d{5,})\.jsonl$")
+
+
+def _shard_key(path: Path) -> tuple[int, int]:
+    """(run, shard) of a data shard's file name."""
+    match = _SHARD.match(path.name)
+    if match is None:
+        raise ValueError(f"not a data shard: {path}")
+    return int(match.group(1)), int(match.group(2))
 
 
 class OutputLocked(RuntimeError):
@@ -82,12 +90,11 @@ class OutputLayout:
         if not self.data_dir.exists():
             return []
         shards = [p for p in self.data_dir.iterdir() if _SHARD.match(p.name)]
-        return sorted(shards, key=lambda p: tuple(int(x) for x in _SHARD.match(p.name).groups()))
+        return sorted(shards, key=_shard_key)
 
     def next_run_index(self) -> int:
         """One more than the highest run index among existing shards."""
-        runs = [int(_SHARD.match(p.name).group(1)) for p in self.data_shards()]
-        return max(runs, default=-1) + 1
+        return max((_shard_key(p)[0] for p in self.data_shards()), default=-1) + 1
 
     def shard_path(self, run_index: int, shard_index: int) -> Path:
         return self.data_dir / f"part-{run_index:05d}-{shard_index:05d}.jsonl"

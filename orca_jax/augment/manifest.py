@@ -14,9 +14,9 @@ import datetime as _dt
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -51,7 +51,17 @@ class ManifestEntry:
         return system_message(self.system_message_id)
 
     def to_line(self) -> bytes:
-        return (json.dumps(asdict(self), ensure_ascii=False) + "\n").encode("utf-8")
+        fields = {
+            "id": self.id,
+            "source_id": self.source_id,
+            "collection": self.collection,
+            "task": self.task,
+            "system_message_id": self.system_message_id,
+            "multiple_choice": self.multiple_choice,
+            "question": self.question,
+            "targets": self.targets,
+        }
+        return (json.dumps(fields, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
     def from_line(cls, line: bytes | str) -> "ManifestEntry":
@@ -108,6 +118,8 @@ class ManifestWriter:
     def __init__(self, layout: OutputLayout, force: bool = False) -> None:
         if has_manifest(layout) and not force:
             raise ManifestError(f"{layout.root} already has a manifest; it is never resampled (use a new folder or --force)")
+        if layout.row_files() or layout.failures.exists():
+            raise ManifestError(f"{layout.root} already holds teacher outputs; their ids belong to its manifest (use a new folder)")
         self.layout = layout
         self.counts: Counter[str] = Counter()
         self.messages: Counter[str] = Counter()
@@ -174,7 +186,10 @@ def write_subset(source: OutputLayout, target: OutputLayout, size: int, seed: in
         with open(source.manifest, "rb") as handle:
             for row, line in enumerate(handle):
                 if chosen[row]:
-                    row_id = _ID_PREFIX.match(line).group(1).decode()
+                    match = _ID_PREFIX.match(line)
+                    if match is None:
+                        raise ManifestError(f"{source.manifest}:{row + 1} does not start with an id")
+                    row_id = match.group(1).decode()
                     collection = ID_PREFIX_TO_COLLECTION[parse_id(row_id)[0]]
                     message = json.loads(line)["system_message_id"]
                     writer.write_line(line, collection, message, row_id)

@@ -9,7 +9,7 @@ s = 1. Every quota is capped by the rows available (Algorithm 1 stops when data 
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from orca_jax.data.system_messages import COLLECTIONS
 
@@ -38,12 +38,13 @@ def resolve_quotas(
     quotas: dict[str, int] = {}
     for collection in COLLECTIONS:
         have = int(available.get(collection, 0))
+        paper = FLAN5M_QUOTAS[collection]
         if collection in overrides:
             wanted = int(overrides[collection])
-        elif FLAN5M_QUOTAS[collection] is None:
+        elif paper is None:
             wanted = round_half_up(have * size_factor)
         else:
-            wanted = round_half_up(FLAN5M_QUOTAS[collection] * size_factor)
+            wanted = round_half_up(paper * size_factor)
         if wanted < 0:
             raise ValueError(f"negative quota for {collection}: {wanted}")
         quotas[collection] = min(have, wanted)

@@ -17,8 +17,8 @@ MASK = "***"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)(bearer\s+)[^\s'\",;]+"), r"\1" + MASK),
-    (re.compile(r"(?i)((?:api[-_]?key|access[-_]?token|token)=)[^&\s'\"]+"), r"\1" + MASK),
-    (re.compile(r"(?i)((?:api[-_]?key|authorization)['\"]?\s*[:=]\s*['\"]?)[^\s'\",;}]+"), r"\1" + MASK),
+    (re.compile(r"(?i)(\b(?:api[-_]?key|access[-_]?token|token)=)[^&\s'\"]+"), r"\1" + MASK),
+    (re.compile(r"(?i)(\b(?:api[-_]?key|authorization)['\"]?\s*[:=]\s*['\"]?)[^\s'\",;}&]+"), r"\1" + MASK),
     (re.compile(r"(://)[^/@\s:]+:[^/@\s]+@"), r"\1" + MASK + "@"),
 )
 
@@ -71,6 +71,16 @@ def scrub(text: object) -> str:
     for pattern, replacement in _PATTERNS:
         out = pattern.sub(replacement, out)
     return out
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with registered secret values masked, and nothing else changed (for data rows)."""
+    with _lock:
+        secrets = sorted(_registered, key=len, reverse=True)
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
 
 
 def describe_exception(exc: BaseException) -> str:

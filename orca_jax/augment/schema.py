@@ -30,16 +30,16 @@ KEPT_APART_FIELDS: tuple[str, ...] = ROW_FIELDS + ("kept_apart_reason",)
 
 ROW_SCHEMA = pa.schema(
     [
-        ("id", pa.string()),
-        ("system_prompt", pa.string()),
-        ("question", pa.string()),
-        ("response", pa.string()),
-        ("collection", pa.string()),
-        ("teacher", pa.string()),
-        ("system_message_id", pa.int32()),
-        ("finish_reason", pa.string()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
+        pa.field("id", pa.string()),
+        pa.field("system_prompt", pa.string()),
+        pa.field("question", pa.string()),
+        pa.field("response", pa.string()),
+        pa.field("collection", pa.string()),
+        pa.field("teacher", pa.string()),
+        pa.field("system_message_id", pa.int32()),
+        pa.field("finish_reason", pa.string()),
+        pa.field("prompt_tokens", pa.int64()),
+        pa.field("completion_tokens", pa.int64()),
     ]
 )
 KEPT_APART_SCHEMA = ROW_SCHEMA.append(pa.field("kept_apart_reason", pa.string()))

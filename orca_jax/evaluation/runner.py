@@ -1,0 +1,327 @@
+"""Zero-shot evaluation of one checkpoint: load, prompt, decode, extract, score, write.
+
+`evaluate(checkpoint, output_dir, ...)` is what the trainer calls after each stage and what
+`python -m orca_jax.evaluate` runs. Apart from those two arguments, every setting comes
+from a keyword argument or from gin (`orca_jax.evaluation.runner.evaluate.<name>`).
+
+Benchmarks:
+* "bbh": the public BBH directory (27 tasks). Two aggregates are reported: the paper's
+  23-task set (without the four free-form tasks) and all 27.
+* "agieval": AGIEval v1. By default the paper's 8 English multiple-choice tasks, plus the
+  math cloze task when its file is present. The aggregate is the average over the 8 MC tasks.
+* any other name: a BBH-format directory from `bbh_format_dirs` (e.g. the demo's held-out
+  tasks), reported per task and on average.
+
+Outputs in `output_dir`: results.json (settings, prompts, per-task and aggregate accuracy),
+predictions.jsonl (one line per example: prompt, raw output, extracted answer, target,
+correct) and results.md (this checkpoint beside the paper's numbers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zlib
+from typing import Any, Mapping, Sequence
+
+import gin
+import jax
+import numpy as np
+
+from orca_jax import partitioning
+from orca_jax.evaluation import download, loaders, prompts, report, scoring
+from orca_jax.evaluation.decoding import Decoder, Sampling, round_up
+from orca_jax.models import LlamaConfig
+
+log = logging.getLogger(__name__)
+
+METRICS = ("generate", "loglik", "both")
+RANDOM_CHECKPOINT = "random"
+
+
+def expand_path(path: str | None) -> str | None:
+    """`~` and the placeholder `{demo_data_dir}` (the bundled demo data) expanded."""
+    if path is None:
+        return None
+    if "{demo_data_dir}" in path:
+        from orca_jax.data.demo_files import DEMO_DATA_DIR
+        path = path.replace("{demo_data_dir}", DEMO_DATA_DIR)
+    return os.path.expanduser(path)
+
+
+def resolve_model_config(checkpoint: str, model_config: LlamaConfig | None) -> LlamaConfig:
+    """The model to evaluate. In order: the `model_config` argument, the config recorded with
+    the checkpoint, the gin-configured `orca_jax.models.model_config()`."""
+    if model_config is not None:
+        return model_config
+    if not checkpoint.startswith(RANDOM_CHECKPOINT):
+        from orca_jax.training.checkpoints import load_model_config
+        recorded = load_model_config(checkpoint)
+        if recorded is not None:
+            return recorded
+    from orca_jax.models import model_config as gin_model_config
+    return gin_model_config()
+
+
+def load_params(checkpoint: str, config: LlamaConfig, mesh, rules) -> Any:
+    """Params of `checkpoint`; "random" or "random:<seed>" gives a random init (smoke tests)."""
+    if checkpoint.startswith(RANDOM_CHECKPOINT):
+        import flax.linen as nn
+        import jax.numpy as jnp
+
+        from orca_jax.models import Llama
+        seed = int(checkpoint.split(":", 1)[1]) if ":" in checkpoint else 0
+        return nn.unbox(Llama(config).init(jax.random.PRNGKey(seed), jnp.zeros((1, 1), jnp.int32)))["params"]
+    from orca_jax.training.checkpoints import load_params as load_checkpoint_params
+    return load_checkpoint_params(checkpoint, config=config, mesh=mesh, rules=rules)
+
+
+def load_benchmarks(benchmarks: Sequence[str] | None, data_dir: str, bbh_dir: str | None,
+                    agieval_dir: str | None, bbh_format_dirs: Mapping[str, str] | None,
+                    tasks: Sequence[str] | None) -> dict[str, tuple[str, dict[str, list[loaders.Example]]]]:
+    """{benchmark: (directory, {task: examples})} for the selected benchmarks and tasks.
+
+    `benchmarks=None` means every custom directory plus "bbh"/"agieval" when their
+    directory exists. A task name may be bare ("snarks") or qualified ("bbh/snarks").
+    """
+    data_dir = expand_path(data_dir)
+    dirs = {"bbh": expand_path(bbh_dir) or download.bbh_dir(data_dir),
+            "agieval": expand_path(agieval_dir) or download.agieval_dir(data_dir),
+            **{name: expand_path(d) for name, d in (bbh_format_dirs or {}).items()}}
+    if benchmarks is None:
+        benchmarks = [b for b in dirs if b not in ("bbh", "agieval") or os.path.isdir(dirs[b])]
+        for name in ("bbh", "agieval"):
+            if name not in benchmarks:
+                log.warning("skipping %s: %s does not exist (run `python -m orca_jax.evaluate download`)",
+                            name, dirs[name])
+    wanted = None if tasks is None else list(tasks)
+    out = {}
+    for name in benchmarks:
+        if name not in dirs:
+            raise ValueError(f"unknown benchmark {name!r}; known: {sorted(dirs)} (add custom ones "
+                             "with bbh_format_dirs={name: directory})")
+        directory = dirs[name]
+        suffix = ".jsonl" if name == "agieval" else ".json"
+        available = (sorted(f[:-len(suffix)] for f in os.listdir(directory) if f.endswith(suffix))
+                     if os.path.isdir(directory) else [])
+        if wanted is not None:
+            selected = [t for t in available if t in wanted or f"{name}/{t}" in wanted]
+        elif name == "agieval":
+            selected = [t for t in loaders.AGIEVAL_DEFAULT_TASKS if t in available]
+        else:
+            selected = available
+        if not selected and wanted is not None:
+            continue
+        if name == "agieval":
+            out[name] = (directory, loaders.load_agieval_dir(directory, selected))
+        else:
+            out[name] = (directory, loaders.load_bbh_format_dir(directory, selected, benchmark=name))
+    if wanted is not None:
+        found = {t for name, (_, ex) in out.items() for t in ex} | {f"{name}/{t}" for name, (_, ex) in out.items() for t in ex}
+        if unmatched := [t for t in wanted if t not in found]:
+            raise ValueError(f"tasks {unmatched} were not found in the benchmarks {list(benchmarks)}")
+    return out
+
+
+def _aggregates(name: str, tasks: Mapping[str, Mapping], with_loglik: bool) -> dict:
+    if name == "bbh":
+        groups = {"paper_23": loaders.BBH_PAPER_TASKS, "all_27": loaders.BBH_TASKS}
+    elif name == "agieval":
+        groups = {"english_mc": loaders.AGIEVAL_ENGLISH_MC_TASKS}
+    else:
+        groups = {"all": tuple(tasks)}
+    out = {}
+    for group, names in groups.items():
+        agg = scoring.aggregate(tasks, names)
+        if with_loglik:
+            ll = scoring.aggregate(tasks, names, key="loglik_accuracy")
+            agg = dict(agg or {}, loglik_accuracy=ll["accuracy"] if ll else None)
+        out[group] = agg
+    return out
+
+
+def _example_seed(example: loaders.Example) -> int:
+    return zlib.crc32(example.uid.encode()) & 0x7FFFFFFF
+
+
+def _run_task(examples: list[loaders.Example], decoder: Decoder, tokenizer, *, template: str,
+              system_message_id: int, metric: str, max_new_tokens: int, sampling: Sampling,
+              choice_format: str) -> tuple[dict, list[dict], int]:
+    """Evaluate one task; returns (summary, prediction rows, truncated prompt count)."""
+    texts = [prompts.render(e, template, system_message_id) for e in examples]
+    ids = [[tokenizer.bos_id] + tokenizer.encode(t) for t in texts]
+    stops = prompts.stop_strings(template)
+    rows = [{"benchmark": e.benchmark, "task": e.task, "index": e.index, "answer_type": e.answer_type,
+             "prompt": t, "prompt_tokens": len(i), "target": e.target} for e, t, i in zip(examples, texts, ids)]
+    scored: list[scoring.Scored] = []
+    truncated = 0
+    if metric in ("generate", "both"):
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # less padding; outputs do not depend on it
+        gen = decoder.generate([ids[i] for i in order], max_new_tokens, sampling,
+                               example_ids=[_example_seed(examples[i]) for i in order])
+        outputs: list[Any] = [None] * len(ids)
+        for k, i in enumerate(order):
+            outputs[i] = (gen.tokens[k], gen.finished[k], gen.truncated[k])
+        for e, row, (tokens, finished, cut) in zip(examples, rows, outputs):
+            raw = tokenizer.decode(tokens)
+            s = scoring.score(e, raw, stops)
+            scored.append(s)
+            truncated += cut > 0
+            row.update(raw_output=raw, extracted=s.extracted, correct=s.correct, finished=finished,
+                       generated_tokens=len(tokens), truncated_tokens=cut)
+    summary = scoring.task_summary(scored) if scored else {
+        "num_examples": len(examples), "num_correct": None, "num_unparsed": None, "accuracy": None}
+    if metric in ("loglik", "both"):
+        summary.update(_loglik(examples, ids, rows, decoder, tokenizer, choice_format))
+    return summary, rows, truncated
+
+
+def _loglik(examples: list[loaders.Example], ids: list[list[int]], rows: list[dict], decoder: Decoder,
+            tokenizer, choice_format: str) -> dict:
+    """Score each example's closed answer set; fills rows[k]["loglik"] and returns the task's counts."""
+    pairs = [(k, answer, text) for k, e in enumerate(examples)
+             for answer, text in scoring.loglik_candidates(e, choice_format)]
+    if not pairs:  # free-form answers have no closed candidate set
+        for row in rows:
+            row["loglik"] = None
+        return {"loglik_num_correct": None, "loglik_accuracy": None}
+    values = decoder.score([ids[k] for k, _, _ in pairs], [tokenizer.encode(t) for _, _, t in pairs])
+    per_example: dict[int, dict[str, float]] = {}
+    for (k, answer, _), v in zip(pairs, values):
+        per_example.setdefault(k, {})[answer] = v
+    correct = 0
+    for k, (e, row) in enumerate(zip(examples, rows)):
+        candidates = per_example.get(k, {})
+        predicted = max(candidates, key=candidates.get) if candidates else None
+        ok = predicted is not None and predicted == scoring.loglik_gold(e)
+        correct += ok
+        row["loglik"] = {"scores": candidates, "predicted": predicted, "correct": ok}
+    return {"loglik_num_correct": correct, "loglik_accuracy": correct / len(examples)}
+
+
+@gin.configurable(module="orca_jax.evaluation.runner")
+def evaluate(checkpoint: str, output_dir: str, *,
+             model_config: LlamaConfig | None = None,
+             tokenizer_path: str | None = None,
+             template: str | None = None,
+             system_message_id: int = 1,
+             data_dir: str = download.DEFAULT_CACHE_DIR,
+             bbh_dir: str | None = None,
+             agieval_dir: str | None = None,
+             bbh_format_dirs: Mapping[str, str] | None = None,
+             benchmarks: Sequence[str] | None = None,
+             tasks: Sequence[str] | None = None,
+             max_examples_per_task: int | None = None,
+             batch_size: int = 8,
+             max_new_tokens: int = 256,
+             max_new_tokens_per_task: Mapping[str, int] | None = None,
+             metric: str = "generate",
+             choice_format: str = "label",
+             temperature: float = 0.0,
+             top_p: float = 1.0,
+             seed: int = 0,
+             mesh_shape: Sequence[int] | str | None = "training",
+             mesh: jax.sharding.Mesh | None = None,
+             params: Any = None,
+             tokenizer: Any = None) -> dict:
+    """Evaluate `checkpoint` zero-shot and write results into `output_dir`; returns results.json's dict.
+
+    Args:
+      checkpoint: a stage run dir, a step dir, a converted-weights dir, or "random[:seed]".
+      output_dir: where results.json, predictions.jsonl and results.md are written.
+      model_config: the model; default: recorded with the checkpoint, else gin's model_config().
+      tokenizer_path: SentencePiece model (orca_jax.data.tokenizer.Tokenizer). Paths may use
+        `~` and `{demo_data_dir}` (the bundled demo data directory).
+      template: chat template name; default: render_prompt's gin binding (as in training).
+      system_message_id: Orca system message 1..16 (1 = empty, the paper's zero-shot setting).
+      data_dir: cache written by `python -m orca_jax.evaluate download`; holds bbh/ and agieval/v1/.
+      bbh_dir / agieval_dir: override the directories inside data_dir.
+      bbh_format_dirs: extra benchmarks {name: directory of BBH-format task files}.
+      benchmarks: names to run; default: all custom ones, plus bbh/agieval where present.
+      tasks: only these tasks ("snarks" or "bbh/snarks"); default: all of each benchmark.
+      max_examples_per_task: the first N examples of each task (smoke runs); None = all.
+      batch_size: rows per decoding batch (rounded up to a multiple of the batch mesh axes).
+      max_new_tokens / max_new_tokens_per_task: generation budget, optionally per task.
+      metric: "generate" (generate, extract, match: the paper's protocol), "loglik" (argmax of
+        summed continuation log-probs over the closed answer set), or "both".
+      choice_format: log-lik. continuations for multiple choice: "label" ("(B)") or "text".
+      temperature / top_p / seed: sampling; temperature 0 is greedy.
+      mesh_shape / mesh: shard params and batches over a mesh: "training" = partitioning.make_mesh()
+        with its gin binding (the training layout), a shape such as (1, -1, 1), or None for the
+        default device only; a `mesh` object (e.g. the trainer's) wins over mesh_shape.
+      params / tokenizer: already-loaded objects (the trainer passes its own); skip loading.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric={metric!r}; expected one of {METRICS}")
+    start = time.time()
+    os.makedirs(output_dir, exist_ok=True)
+    config = resolve_model_config(checkpoint, model_config)
+    rules = partitioning.logical_axis_rules()
+    if mesh is None and mesh_shape is not None:
+        mesh = partitioning.make_mesh() if mesh_shape == "training" else partitioning.make_mesh(mesh_shape)
+    if mesh is not None:
+        batch_size = round_up(batch_size, partitioning.mesh_axes_size(mesh, dict(rules).get("batch")))
+    if tokenizer is None:
+        if tokenizer_path is None:
+            raise ValueError("evaluate needs a tokenizer: set tokenizer_path (gin: "
+                             "orca_jax.evaluation.runner.evaluate.tokenizer_path) or pass tokenizer=")
+        from orca_jax.data.tokenizer import Tokenizer
+        tokenizer = Tokenizer(expand_path(tokenizer_path))
+    if tokenizer.vocab_size > config.vocab_size:
+        raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the model only {config.vocab_size}")
+    if params is None:
+        params = load_params(checkpoint, config, mesh, rules)
+    template = prompts.resolve_template(template)
+    decoder = Decoder(config, params, batch_size=batch_size, eos_id=tokenizer.eos_id,
+                      pad_id=tokenizer.pad_id if tokenizer.pad_id < config.vocab_size else 0,
+                      mesh=mesh, rules=rules)
+    sampling = Sampling(temperature, top_p, seed)
+    loaded = load_benchmarks(benchmarks, data_dir, bbh_dir, agieval_dir, bbh_format_dirs, tasks)
+
+    results: dict[str, Any] = {
+        "checkpoint": checkpoint,
+        "settings": {"template": template, "system_message_id": system_message_id, "metric": metric,
+                     "choice_format": choice_format,
+                     "decoding": "greedy" if temperature <= 0 else
+                     f"sampling(temperature={temperature}, top_p={top_p}, seed={seed})",
+                     "max_new_tokens": max_new_tokens, "max_new_tokens_per_task": dict(max_new_tokens_per_task or {}),
+                     "max_examples_per_task": max_examples_per_task, "batch_size": batch_size,
+                     "kv_cache_length": config.max_len, "model": {"vocab_size": config.vocab_size,
+                     "d_model": config.d_model, "n_layers": config.n_layers, "dtype": config.dtype},
+                     "mesh": dict(mesh.shape) if mesh is not None else None},
+        "benchmarks": {},
+    }
+    predictions: list[dict] = []
+    num_truncated = 0
+    for name, (directory, task_examples) in loaded.items():
+        task_examples = loaders.take(task_examples, max_examples_per_task)
+        summaries = {}
+        for task, examples in task_examples.items():
+            if not examples:
+                continue
+            t0 = time.time()
+            budget = (max_new_tokens_per_task or {}).get(task, max_new_tokens)
+            summary, rows, cut = _run_task(examples, decoder, tokenizer, template=template,
+                                           system_message_id=system_message_id, metric=metric,
+                                           max_new_tokens=budget, sampling=sampling, choice_format=choice_format)
+            summary.update(answer_type=examples[0].answer_type, max_new_tokens=budget,
+                           prompt=prompts.prompt_description(examples[0], template, system_message_id))
+            summaries[task] = summary
+            predictions.extend(rows)
+            num_truncated += cut
+            log.info("%s/%s: %d examples, accuracy %s, loglik %s (%.1fs)", name, task, len(examples),
+                     summary.get("accuracy"), summary.get("loglik_accuracy"), time.time() - t0)
+        results["benchmarks"][name] = {"directory": directory, "tasks": summaries,
+                                       "aggregates": _aggregates(name, summaries, metric != "generate")}
+    results["num_truncated_prompts"] = num_truncated
+    results["num_examples"] = len(predictions)
+    results["seconds"] = round(time.time() - start, 1)
+    results["files"] = {k: os.path.join(output_dir, f) for k, f in (
+        ("results_json", report.RESULTS_JSON), ("predictions_jsonl", report.PREDICTIONS_JSONL),
+        ("results_md", report.RESULTS_MD))}
+    if jax.process_index() == 0:
+        report.write_predictions(output_dir, predictions)
+        report.write_markdown(output_dir, results)
+        report.write_json(output_dir, results)
+    return results

@@ -1,0 +1,15 @@
+"""Orca data: OpenOrca-schema rows -> chat prompts -> tokens -> packed batches (no TensorFlow needed).
+
+Modules, in the order an example flows through them:
+  system_messages  the 16 Orca system messages and which sub-collection uses which
+  fileio, sources  local/gs:// files, Parquet and JSONL read units, host sharding
+  rows             row validation (bad rows counted by reason)
+  prompts          chat templates ('chatml', 'instruct'); render_prompt
+  tokenizer        SentencePiece Tokenizer (LLaMA ids + pad = vocab size)
+  preprocessors    render + tokenize + truncate into [BOS] prompt response [EOS]
+  streams          deterministic, resumable shard reader / task stream / mixture
+  packing          best-fit-decreasing packing and the batch-contract layout
+  pipeline         make_batch_iterator: the trainer's entry point
+  registry         task and mixture specs (filled by `import tasks`), data location
+  demo_*           the bundled demo dataset, its generator and BBH-format eval set
+"""

@@ -1,0 +1,375 @@
+"""Per-host input pipeline: registered Orca task/mixture -> packed numpy batches (the batch contract).
+
+    it = make_batch_iterator("orca_stage2_flan1m_gpt4", sequence_length=2048, batch_size=512)
+    batch = next(it)      # dict of int32 [512 // process_count, 2048]
+    state = it.state_dict()                 # small JSON-serializable dict
+    it.load_state_dict(state)               # the next batches are those that followed `state`
+    it.stats()                              # counters: rows read, bad rows by reason, ...
+
+Stages, all in this process and without TensorFlow (tasks are looked up in
+`orca_jax.data.registry`, which `import tasks` fills):
+
+  per task: this host's read units (disjoint across hosts, covering the data)
+     -> ShardReader (validate rows, count bad ones)   -> TaskExampleStream
+        (shuffle window, render chat prompt, tokenize, truncate)
+  -> MixtureStream (rates) -> PackedStream (best-fit-decreasing per window)
+  -> BatchIterator (host batches; a last partial batch is filled with padding rows)
+
+Every stage is deterministic given the seed (and independent of prefetching and
+tokenizer threads) and restores from a small state by re-reading one shuffle window
+per task and one packing window (well under one pass over the data). Each host batch has
+at least one real example (every example has a loss token: its response or EOS),
+so no batch is all padding.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import importlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import gin
+import numpy as np
+
+from orca_jax.data import registry, sources
+from orca_jax.data.packing import PackedStream, rows_from_bins
+from orca_jax.data.prefetch import Prefetcher
+from orca_jax.data.preprocessors import DROP_REASONS, ExamplePreprocessor
+from orca_jax.data.rows import BAD_ROW_REASONS, validate_row
+from orca_jax.data.streams import MixtureStream, ShardReader, TaskExampleStream, derive_int_seed
+from orca_jax.data.tokenizer import Tokenizer
+
+logger = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+PACKING_DEFAULTS: dict[str, Any] = {
+    "pack": True,  # False: one example per row (e.g. for per-example evaluation).
+    "pack_window": 2048,  # Examples per best-fit-decreasing window.
+    "shuffle_window": 10_000,  # Rows per shuffle window, per task.
+    "min_response_tokens": 16,  # Response tokens (incl. EOS) a truncation keeps.
+    "min_prompt_tokens": 16,  # Prompt tokens a truncation keeps, else the example is dropped.
+    "template": None,  # Chat template; None: render_prompt's gin default ('chatml').
+    "jsonl_block_bytes": sources.DEFAULT_JSONL_BLOCK_BYTES,
+    "read_batch_rows": sources.DEFAULT_BATCH_ROWS,
+    "tokenizer_threads": min(4, os.cpu_count() or 1),  # SentencePiece threads (output does not depend on it).
+    "prefetch": 2,  # Batches prepared ahead in a background thread; 0 = synchronous.
+}
+_NOT_IN_STATE = ("tokenizer_threads", "prefetch")  # Settings a restore may change.
+
+
+@functools.lru_cache(maxsize=8)
+def load_tokenizer(path: str) -> Tokenizer:
+    """A Tokenizer for `path`, cached per process."""
+    return Tokenizer(path)
+
+
+class _BatchMaker:
+    """Synchronous core of BatchIterator: packs host batches and tracks counters and state."""
+
+    def __init__(
+        self, packed: PackedStream, mixture: MixtureStream, host_batch_size: int, sequence_length: int, pad_id: int
+    ):
+        self._packed = packed
+        self._mixture = mixture
+        self._rows = host_batch_size
+        self._length = sequence_length
+        self._pad_id = pad_id
+        self._counters: collections.Counter = collections.Counter()
+        self._done = False
+        self._end_reported = False
+
+    def next_batch(self) -> dict[str, np.ndarray]:
+        rows = []
+        if not self._done:
+            for _ in range(self._rows):
+                try:
+                    rows.append(next(self._packed))
+                except StopIteration:
+                    self._done = True
+                    break
+        if not rows:
+            self._done = True
+            raise StopIteration
+        batch = rows_from_bins(rows, self._length, self._pad_id, num_rows=self._rows)
+        real = int((batch["decoder_segment_ids"] > 0).sum())
+        self._counters["batches"] += 1
+        self._counters["examples_packed"] += sum(len(r) for r in rows)
+        self._counters["real_tokens"] += real
+        self._counters["padded_slots"] += batch["decoder_segment_ids"].size - real
+        self._counters["loss_tokens"] += int(batch["decoder_loss_weights"].sum())
+        return batch
+
+    def get_state(self) -> dict[str, Any]:
+        return {"packer": self._packed.get_state(), "counters": dict(self._counters), "done": self._done}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self._packed.set_state(state["packer"])
+        self._counters = collections.Counter(state["counters"])
+        self._done = bool(state["done"])
+        self._end_reported = False
+
+    def stats(self) -> dict[str, int]:
+        upstream = self._mixture.counters()
+        out = {"examples_read": upstream.pop("rows_read", 0), "rows_other_collection": 0}
+        out.update({f"bad_rows/{r}": 0 for r in BAD_ROW_REASONS})
+        out.update({f"dropped/{r}": 0 for r in DROP_REASONS})
+        out.update({k: 0 for k in ("batches", "examples_packed", "real_tokens", "padded_slots", "loss_tokens")})
+        for k, v in upstream.items():
+            out[k] = out.get(k, 0) + int(v)
+        for k, v in self._counters.items():
+            out[k] = int(v)
+        return out
+
+    def produce(self) -> tuple[dict[str, np.ndarray] | None, dict[str, Any], dict[str, int]]:
+        """(batch, state after it, stats after it): what the prefetch thread hands over.
+
+        At the end of the data: once (None, final state, final stats), then StopIteration.
+        """
+        if self._done and self._end_reported:
+            raise StopIteration
+        try:
+            batch = self.next_batch()
+        except StopIteration:
+            self._end_reported = True
+            return None, self.get_state(), self.stats()
+        return batch, self.get_state(), self.stats()
+
+
+class BatchIterator:
+    """Host batches of a packed example stream; see the module doc and make_batch_iterator.
+
+    With prefetch > 0 a background thread prepares the next batches; `state_dict()`
+    and `stats()` still describe exactly the batches returned so far.
+
+    Attributes:
+      tokenizer: the tokenizer of the task(s).
+      host_batch_size: rows per batch on this host.
+      sequence_length: L.
+    """
+
+    def __init__(
+        self,
+        maker: _BatchMaker,
+        *,
+        tokenizer: Tokenizer,
+        host_batch_size: int,
+        sequence_length: int,
+        config: Mapping[str, Any],
+        prefetch: int = 0,
+    ):
+        self.tokenizer = tokenizer
+        self.host_batch_size = host_batch_size
+        self.sequence_length = sequence_length
+        self._maker = maker
+        self._config = dict(config)
+        self._prefetch_depth = prefetch
+        self._prefetcher: Prefetcher | None = None
+        self._state = maker.get_state()  # After the last batch returned.
+        self._stats = maker.stats()
+
+    def __iter__(self) -> BatchIterator:
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        """The next host batch: dict of int32 [host_batch_size, sequence_length]."""
+        if self._prefetch_depth:
+            if self._prefetcher is None:
+                self._prefetcher = Prefetcher(self._maker.produce, self._prefetch_depth)
+            batch, state, stats = self._prefetcher.get()
+        else:
+            batch, state, stats = self._maker.produce()
+        self._state, self._stats = state, stats
+        if batch is None:
+            logger.info("input pipeline %s exhausted; stats %s", self._config["name"], stats)
+            raise StopIteration
+        return batch
+
+    def close(self) -> None:
+        """Stop the prefetch thread (also done when the iterator is garbage collected)."""
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
+
+    def __del__(self) -> None:
+        prefetcher = getattr(self, "_prefetcher", None)
+        if prefetcher is not None:
+            prefetcher._stop.set()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position after the last batch returned (JSON-serializable; a few KB)."""
+        return {"version": STATE_VERSION, "config": self._config, **json.loads(json.dumps(self._state))}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from `state`: the following batches equal what the saved iterator would yield next."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"input pipeline state version {state.get('version')} != {STATE_VERSION}")
+        saved = json.loads(json.dumps(state["config"]))
+        current = json.loads(json.dumps(self._config))
+        if saved != current:
+            diff = {
+                k: (saved.get(k), current.get(k)) for k in set(saved) | set(current) if saved.get(k) != current.get(k)
+            }
+            raise ValueError(f"input pipeline state was saved with other settings (saved, current): {diff}")
+        self.close()
+        self._maker.set_state(state)
+        self._state = self._maker.get_state()
+        self._stats = self._maker.stats()
+
+    def stats(self) -> dict[str, int]:
+        """Counters up to the last batch returned (restored with the state).
+
+        examples_read: raw rows of this host's shard read (including read-ahead windows);
+        bad_rows/<reason>: rows rejected by validation; rows_other_collection: valid
+        rows of sub-collections the task does not keep; dropped/<reason>: examples
+        that could not fit the sequence length; examples/<task>: examples produced per
+        task; examples_packed, real_tokens, padded_slots, loss_tokens, batches: what
+        the emitted batches held.
+        """
+        return dict(self._stats)
+
+
+def _resolve(name: str, split: str) -> tuple[list[registry.TaskSpec], list[float]]:
+    spec = registry.get_mixture_or_task(name)
+    if spec is None:
+        try:  # The project's registrations live in the top-level `tasks` package.
+            importlib.import_module("tasks")
+        except ImportError:
+            pass
+        spec = registry.get_mixture_or_task(name)
+    if spec is None:
+        raise ValueError(
+            f"unknown task or mixture {name!r} (did you `import tasks`?). Tasks: {registry.task_names()}; "
+            f"mixtures: {registry.mixture_names()}"
+        )
+    if isinstance(spec, registry.TaskSpec):
+        return [spec], [1.0]
+    rates = spec.rates(split)
+    return [registry.get_task(t) for t in spec.tasks], [rates[t] for t in spec.tasks]
+
+
+@gin.configurable
+def make_batch_iterator(
+    mixture_or_task_name: str,
+    sequence_length: int,
+    batch_size: int,
+    *,
+    split: str = "train",
+    seed: int = 0,
+    num_epochs: int | None = None,
+    shuffle: bool = True,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    **packing_kwargs: Any,
+) -> BatchIterator:
+    """This host's packed batches of a registered Orca task or mixture.
+
+    Args:
+      mixture_or_task_name: a name registered by `tasks` (e.g. 'orca_stage1_flan5m_chatgpt').
+      sequence_length: L, tokens per row.
+      batch_size: GLOBAL rows per step; each host yields batch_size // process_count.
+      split: data split ('train'; demo tasks also have 'validation').
+      seed: seed of all shuffling and mixing (same seed, same batches).
+      num_epochs: passes over each task's data; None repeats forever.
+      shuffle: shuffle unit order, rows within windows and packed rows.
+      process_index, process_count: this host and the host count (default: jax's).
+      **packing_kwargs: overrides of PACKING_DEFAULTS (pack, pack_window,
+        shuffle_window, min_response_tokens, min_prompt_tokens, template,
+        jsonl_block_bytes, read_batch_rows, tokenizer_threads, prefetch).
+
+    Returns:
+      A BatchIterator yielding dicts of int32 arrays [batch_size // process_count,
+      sequence_length]: decoder_input_tokens, decoder_target_tokens,
+      decoder_loss_weights, decoder_segment_ids, decoder_positions.
+    """
+    unknown = set(packing_kwargs) - set(PACKING_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown make_batch_iterator arguments {sorted(unknown)}; known: {sorted(PACKING_DEFAULTS)}")
+    options = {**PACKING_DEFAULTS, **packing_kwargs}
+    if process_index is None or process_count is None:
+        import jax  # Only for the defaults; the pipeline itself is numpy.
+
+        process_index = jax.process_index() if process_index is None else process_index
+        process_count = jax.process_count() if process_count is None else process_count
+    if batch_size % process_count:
+        raise ValueError(f"global batch_size {batch_size} is not divisible by process_count {process_count}")
+    if batch_size < process_count:
+        raise ValueError(f"global batch_size {batch_size} is smaller than process_count {process_count}")
+    if sequence_length < 2:
+        raise ValueError(f"sequence_length must be >= 2, got {sequence_length}")
+    if num_epochs is not None and num_epochs < 1:
+        raise ValueError(f"num_epochs must be None or >= 1, got {num_epochs}")
+
+    specs, rates = _resolve(mixture_or_task_name, split)
+    files = {spec.name: spec.files(split) for spec in specs}  # Fails early, naming a pattern without files.
+    tokenizer_paths = sorted({s.tokenizer_path() for s in specs})
+    if len(tokenizer_paths) != 1:
+        raise ValueError(f"{mixture_or_task_name!r} mixes tasks with different tokenizers: {tokenizer_paths}")
+    tokenizer = load_tokenizer(tokenizer_paths[0])
+    preprocess = ExamplePreprocessor(
+        tokenizer,
+        sequence_length,
+        template=options["template"],
+        min_response_tokens=options["min_response_tokens"],
+        min_prompt_tokens=options["min_prompt_tokens"],
+        num_threads=options["tokenizer_threads"],
+    )
+    host_seed = derive_int_seed(seed, "host", process_index)
+    streams = []
+    for spec in specs:
+        units = sources.list_units(
+            files[spec.name], options["jsonl_block_bytes"], min_jsonl_units=sources.MIN_UNITS_PER_HOST * process_count
+        )
+        reader = ShardReader(
+            spec.name,
+            sources.shard_units(units, process_index, process_count, sources.MIN_UNITS_PER_HOST),
+            validate=functools.partial(
+                validate_row, teacher=spec.teacher, unknown_prefix_collection=spec.unknown_prefix_collection
+            ),
+            keep=lambda row, spec=spec: spec.keeps(row.collection),
+            seed=host_seed,
+            shuffle=shuffle,
+            num_epochs=num_epochs,
+            batch_rows=options["read_batch_rows"],
+        )
+        streams.append(
+            TaskExampleStream(
+                reader, preprocess.batch, window_size=options["shuffle_window"], shuffle=shuffle, seed=host_seed
+            )
+        )
+    mixture = MixtureStream(streams, rates, seed=host_seed)
+    packed = PackedStream(
+        mixture,
+        sequence_length,
+        window_size=options["pack_window"],
+        pack=options["pack"],
+        shuffle=shuffle,
+        seed=host_seed,
+    )
+    config = {
+        "name": mixture_or_task_name,
+        "split": split,
+        "seed": seed,
+        "num_epochs": num_epochs,
+        "shuffle": shuffle,
+        "sequence_length": sequence_length,
+        "host_batch_size": batch_size // process_count,
+        "process_index": process_index,
+        "process_count": process_count,
+        "rates": dict(zip([s.name for s in specs], rates)),
+        **{k: v for k, v in options.items() if k not in _NOT_IN_STATE},
+        "template": preprocess.template_name,
+        "omit_empty_system": preprocess.omit_empty_system,
+    }
+    return BatchIterator(
+        _BatchMaker(packed, mixture, batch_size // process_count, sequence_length, tokenizer.pad_id),
+        prefetch=options["prefetch"],
+        tokenizer=tokenizer,
+        host_batch_size=batch_size // process_count,
+        sequence_length=sequence_length,
+        config=config,
+    )

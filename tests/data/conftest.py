@@ -1,0 +1,14 @@
+"""Fixtures for the data tests (helpers live in orca_data_testlib.py)."""
+
+from __future__ import annotations
+
+import pytest
+from orca_data_testlib import ROOT  # noqa: F401  (puts the repository on sys.path)
+
+from orca_jax.data import demo_files
+from orca_jax.data.tokenizer import Tokenizer
+
+
+@pytest.fixture(scope="session")
+def demo_tokenizer() -> Tokenizer:
+    return Tokenizer(demo_files.DEMO_TOKENIZER_PATH)

@@ -1,0 +1,94 @@
+"""Feeding the device mesh: which rows of the global batch this host reads, assembling
+global arrays from host-local batches, and prefetching the next batch in a thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+
+from orca_jax.training.batches import Batch, BatchIterator
+
+
+def host_data_shard(sharding: NamedSharding, global_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(shard index, shard count) of the batch rows this host's devices hold.
+
+    Hosts whose devices hold the same rows (model parallelism across hosts) get the same
+    shard and must read the same data; the data source is asked for shard i of n.
+    """
+    slices = [idx[0] for idx in sharding.addressable_devices_indices_map(global_shape).values()]
+    start = min(s.start or 0 for s in slices)
+    stop = max(global_shape[0] if s.stop is None else s.stop for s in slices)
+    rows = stop - start
+    if global_shape[0] % rows or start % rows:
+        raise ValueError(f"this host's devices hold batch rows [{start}, {stop}) of {global_shape[0]}, "
+                         "which is not one equal shard: use a mesh whose batch axes split evenly over hosts")
+    return start // rows, global_shape[0] // rows
+
+
+def to_global(batch: Batch, sharding: NamedSharding, global_batch_size: int) -> dict[str, jax.Array]:
+    """Global arrays `[global_batch, length]` from this host's rows."""
+    def one(x: np.ndarray) -> jax.Array:
+        return jax.make_array_from_process_local_data(sharding, x, (global_batch_size, *x.shape[1:]))
+    return {k: one(v) for k, v in batch.items()}
+
+
+_END = object()
+
+
+class Prefetcher:
+    """Reads host batches and puts them on the devices ahead of the step, in a thread.
+
+    `next_with_wait` returns (global batch, data position after that batch, wait): the position
+    to checkpoint once the step has consumed the batch (the iterator itself runs ahead).
+    """
+
+    def __init__(self, iterator: BatchIterator, sharding: NamedSharding, global_batch_size: int,
+                 depth: int = 2):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(iterator, sharding, global_batch_size),
+                                        daemon=True, name="prefetch")
+        self._thread.start()
+
+    def _run(self, iterator: BatchIterator, sharding: NamedSharding, global_batch_size: int) -> None:
+        try:
+            for host_batch in iterator:
+                if not self._put((to_global(host_batch, sharding, global_batch_size), iterator.state_dict())):
+                    return
+            self._put(_END)
+        except BaseException as e:  # handed to the consumer, raised there
+            self._put(e)
+
+    def _put(self, item: Any) -> bool:
+        """Queue `item` unless closed meanwhile; False if closed."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next_with_wait(self) -> tuple[dict[str, jax.Array], dict[str, Any], float]:
+        """(batch, data position, seconds waited); StopIteration when the data is exhausted."""
+        start = time.perf_counter()
+        item = self._queue.get()
+        waited = time.perf_counter() - start
+        if item is _END:
+            self._queue.put(_END)
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        batch, position = item
+        return batch, position, waited
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -72,7 +72,10 @@ class Llama(nn.Module):
             segment_ids = jnp.ones_like(tokens)
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
-        x = jnp.take(self.embed_table, tokens, axis=0).astype(cfg.compute_dtype)
+        # Gather from a table replicated over the vocab axis (sharded only along embed), so a
+        # vocab-sharded table does not force XLA into a full rematerialisation of the gather.
+        table = nn.with_logical_constraint(self.embed_table, (None, "embed"))
+        x = jnp.take(table, tokens, axis=0).astype(cfg.compute_dtype)
         x = nn.with_logical_constraint(x, ("batch", "length", "act_embed"))
         if cfg.scan_layers:
             x, _ = self.layers(x, positions, segment_ids)

@@ -1,0 +1,670 @@
+r"""Ahead-of-time compile a gin config's train step for a TPU slice, on any machine.
+
+    python -m orca_jax.tools.aot_compile --gin_file=runs/orca_13b_v5p_128.gin --topology=v5p-128
+    python -m orca_jax.tools.aot_compile --gin_file=runs/orca_13b.gin --topology=v4-256 \
+        --gin.make_mesh.mesh_shape="(1, -1, 1)" --stage=stage2 --skip_decode
+
+What it builds is the trainer's own step, not a copy: gin is parsed exactly as
+`orca_jax.train` parses it; `trainer.build_setup` makes the model config, mesh, rules,
+optimizer and sharded abstract state under the stage's gin scope (`--stage`, default the
+first of `run_stages.stages`); `train_step.compile_train_step` lowers and compiles it. The
+only differences from a run on the slice: the mesh is built over the compile-only devices
+of `jax.experimental.topologies.get_topology_desc` (the tool binds `make_mesh.devices` to
+them), and `jax.default_backend()` answers "tpu" while the model is traced, so that
+`attention_impl='auto'` resolves as it does on a TPU VM. Inputs are ShapeDtypeStructs with
+shardings: no weight is ever allocated.
+
+It then prints, per device, `compiled.memory_analysis()` (arguments, outputs, aliased,
+temporaries, generated code; total = arguments + temporaries + outputs - aliased, as
+MaxText counts it) against the chip's HBM, and the FLOPs (XLA's cost_analysis, which counts
+the body of a scanned layer stack once, beside the analytic count). Then it compiles the
+evaluation's generate function (orca_jax.evaluation.decoding: prefill of the longest
+prompt bucket + the KV-cache decode loop, at the evaluation batch size) and prints its
+memory. Finally the analytic time of every stage on the slice: slots (steps x batch x
+length) x 6N FLOPs / (chips x peak x --mfu).
+
+Exit status: 0 everything fits with `--min_headroom` to spare; 1 something does not fit
+(the message names the topology, the total, the HBM and what to change); 2 a usage,
+gin, mesh, batch or compile error, or libtpu missing (`pip install -e ".[tpu]"`).
+
+Needs libtpu (jax[tpu]) but no TPU. The first check is analytic and costs no compile: the
+sharded train state alone (fp32 params + Adam moments, 12 bytes per parameter) must fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib.util
+import inspect
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Iterator, Sequence
+
+import gin
+
+from orca_jax.tools import topologies as topo_lib
+
+GiB = 1024**3
+FIT, DOES_NOT_FIT, ERROR = 0, 1, 2
+DEFAULT_EVAL_BATCH_SIZE = 32  # gin_configs/eval/paper_zero_shot.gin
+DEFAULT_EVAL_MAX_NEW_TOKENS = 512  # gin_configs/eval/paper_zero_shot.gin
+DEFAULT_MFU = 0.4
+UNUSED_MODEL_DIR = "/nonexistent/aot_compile_writes_nothing"
+
+
+class AotError(Exception):
+    """A config, mesh, batch or environment problem: printed as `error: ...`, exit status 2."""
+
+
+class DoesNotFit(Exception):
+    """A compiled (or analytically sized) program exceeds the HBM budget: exit status 1."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Flags and gin
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    from orca_jax.train import gin_value
+
+    parser = argparse.ArgumentParser(prog="python -m orca_jax.tools.aot_compile", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
+    parser.add_argument("--gin_bindings", action="append", default=[], help="'NAME = VALUE' (repeatable)")
+    parser.add_argument("--gin_search_paths", action="append", default=None,
+                        help="where gin files are looked up (default: the repository's gin_configs/ and cwd)")
+    parser.add_argument("--topology", required=True,
+                        help="TPU slice, e.g. v5p-128, v4-256, v5litepod-256 (see orca_jax/tools/topologies.py)")
+    parser.add_argument("--num_slices", type=int, default=1, help="multislice: number of slices (default 1)")
+    parser.add_argument("--stage", default=None,
+                        help="gin scope of the stage to compile (default: the first of run_stages.stages)")
+    parser.add_argument("--skip_decode", action="store_true", help="do not compile the evaluation decode")
+    parser.add_argument("--eval_batch_size", type=int, default=DEFAULT_EVAL_BATCH_SIZE,
+                        help="evaluation decode rows (rounded up to the batch mesh axes, as the runner does)")
+    parser.add_argument("--eval_max_new_tokens", type=int, default=None,
+                        help=f"evaluation generation budget (default {DEFAULT_EVAL_MAX_NEW_TOKENS}, at most a "
+                             "quarter of max_len); the prompt bucket is max_len minus this")
+    parser.add_argument("--min_headroom", type=float, default=0.1,
+                        help="fraction of HBM that must stay free (default 0.1: XLA's numbers leave out "
+                             "runtime buffers and fragmentation)")
+    parser.add_argument("--hbm_gib", type=float, default=None, help="override the chip's HBM (GiB)")
+    parser.add_argument("--mfu", type=float, default=DEFAULT_MFU,
+                        help="model FLOPs utilisation assumed for the analytic stage times (default 0.4)")
+    parser.add_argument("--json", default=None, help="also write the results as JSON to this path")
+    args, rest = parser.parse_known_args(argv)
+    for flag in rest:
+        if not flag.startswith("--gin.") or "=" not in flag:
+            parser.error(f"unrecognized argument {flag!r} (gin bindings are --gin.NAME=VALUE)")
+        name, value = flag[len("--gin."):].split("=", 1)
+        args.gin_bindings.append(f"{name} = {gin_value(value)}")
+    if not 0 <= args.min_headroom < 1:
+        parser.error(f"--min_headroom={args.min_headroom}: expected a fraction in [0, 1)")
+    if not 0 < args.mfu <= 1:
+        parser.error(f"--mfu={args.mfu}: expected a fraction in (0, 1]")
+    if args.num_slices < 1:
+        parser.error(f"--num_slices={args.num_slices}: expected >= 1")
+    return args
+
+
+_TOPOLOGY_DEVICES: list | None = None
+
+
+@gin.configurable(module="orca_jax.tools.aot_compile")
+def topology_devices() -> list:
+    """The compile-only devices of the topology being compiled for (bound to make_mesh.devices)."""
+    if _TOPOLOGY_DEVICES is None:
+        raise RuntimeError("orca_jax.tools.aot_compile.topology_devices called before the topology was created")
+    return list(_TOPOLOGY_DEVICES)
+
+
+def parse_gin(args: argparse.Namespace) -> None:
+    """Parse the config as `orca_jax.train` does (clearing any earlier config); errors -> AotError."""
+    from orca_jax import train
+
+    paths = args.gin_search_paths or train.DEFAULT_SEARCH_PATHS
+    gin.clear_config()
+    try:
+        try:
+            train.parse_gin(args.gin_file, args.gin_bindings, paths)
+        except ValueError as e:
+            if "MODEL_DIR" not in str(e) or "REQUIRED" not in str(e):
+                raise
+            # Nothing is written: the run directory that runs/ files require is not needed here.
+            gin.clear_config()
+            train.parse_gin(args.gin_file, [*args.gin_bindings, f"MODEL_DIR = {UNUSED_MODEL_DIR!r}"], paths)
+    except Exception as e:  # gin raises ValueError, IOError, KeyError... with the file and line
+        raise AotError(f"gin: {type(e).__name__}: {e}") from e
+
+
+def bind_devices() -> None:
+    """make_mesh.devices = the topology's devices (an evaluated reference: devices don't deepcopy)."""
+    with gin.unlock_config():
+        gin.parse_config("make_mesh.devices = @orca_jax.tools.aot_compile.topology_devices()")
+
+
+def resolve_stage(requested: str | None) -> str | None:
+    """The gin scope to compile: --stage, else the first of run_stages.stages, else none."""
+    try:
+        stages = tuple(gin.query_parameter("run_stages.stages"))
+    except ValueError:
+        stages = ()
+    if requested is None:
+        return stages[0] if stages else None
+    if stages and requested not in stages:
+        raise AotError(f"--stage={requested!r} is not one of run_stages.stages {stages}")
+    return requested
+
+
+def scope(stage: str | None):
+    return gin.config_scope(stage) if stage else contextlib.nullcontext()
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSettings:
+    batch_size: int
+    sequence_length: int
+    num_microbatches: int
+    num_train_steps: int | None
+
+
+def stage_settings(stage: str | None) -> StageSettings:
+    """train_stage's arguments under the stage's scope: gin bindings over the signature defaults."""
+    from orca_jax.training.trainer import train_stage
+
+    values = {name: p.default for name, p in inspect.signature(train_stage).parameters.items()
+              if p.default is not inspect.Parameter.empty}
+    with scope(stage):
+        values.update(gin.get_bindings(train_stage))
+    for name in ("batch_size", "sequence_length", "num_microbatches"):
+        if not isinstance(values.get(name), int) or values[name] < 1:
+            raise AotError(f"train_stage.{name} = {values.get(name)!r} under scope {stage!r}: expected a positive int")
+    return StageSettings(values["batch_size"], values["sequence_length"], values["num_microbatches"],
+                         values.get("num_train_steps"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Topology and model tracing
+
+
+def libtpu_available() -> bool:
+    return importlib.util.find_spec("libtpu") is not None
+
+
+def create_topology(name: str, num_slices: int):
+    """(Topology, compile-only devices); libtpu is needed but no TPU."""
+    global _TOPOLOGY_DEVICES
+    topology = topo_lib.get_topology(name, flag="--topology")
+    if not libtpu_available():
+        raise AotError("libtpu is not installed, and AOT compilation for a TPU topology needs it (no TPU "
+                       "needed): pip install 'jax[tpu]==0.10.2' (or pip install -e '.[tpu]')")
+    # libtpu looks for the local TPU VM's workers and type; there is none on a CPU machine.
+    os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
+    os.environ.setdefault("TPU_ACCELERATOR_TYPE", topology.accelerator)
+    # No TPU is opened, so other processes may load libtpu at the same time (else the second
+    # one fails on /tmp/libtpu_lockfile).
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+    try:
+        desc = topo_lib.get_topology_desc(topology.accelerator, num_slices)
+    except Exception as e:
+        raise AotError(f"--topology={name}: libtpu could not describe {topology.topology_name} "
+                       f"({type(e).__name__}: {e})") from e
+    devices = list(desc.devices)
+    expected = topology.num_devices * num_slices
+    if len(devices) != expected:
+        raise AotError(f"--topology={name}: libtpu returned {len(devices)} devices, expected {expected}")
+    _TOPOLOGY_DEVICES = devices
+    return topology, devices
+
+
+@contextlib.contextmanager
+def platform_backend(platform: str) -> Iterator[None]:
+    """`jax.default_backend()` answers `platform` while the model is traced and compiled.
+
+    The model decides its attention kernel with jax.default_backend() (attention.resolve_impl
+    and splash_attention's check); on a CPU machine compiling for a TPU slice that is "cpu".
+    The persistent compilation cache is off meanwhile: a compile-only TPU executable cannot be
+    read back without a TPU client (jax warns on every hit).
+    """
+    import jax
+    from unittest import mock
+
+    try:
+        from jax._src.config import enable_compilation_cache
+        no_cache = enable_compilation_cache(False)
+    except (ImportError, TypeError):
+        no_cache = contextlib.nullcontext()
+    with mock.patch.object(jax, "default_backend", lambda: platform), no_cache:
+        yield
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory
+
+
+@dataclasses.dataclass(frozen=True)
+class Memory:
+    """Per-device bytes of one compiled program (compiled.memory_analysis())."""
+
+    arguments: int
+    outputs: int
+    aliased: int
+    temporaries: int
+    generated_code: int
+
+    @property
+    def total(self) -> int:
+        return self.arguments + self.temporaries + self.outputs - self.aliased
+
+    @classmethod
+    def of(cls, compiled) -> "Memory":
+        m = compiled.memory_analysis()
+        if m is None:
+            raise AotError("compiled.memory_analysis() returned None for this backend")
+        return cls(int(m.argument_size_in_bytes), int(m.output_size_in_bytes), int(m.alias_size_in_bytes),
+                   int(m.temp_size_in_bytes), int(m.generated_code_size_in_bytes))
+
+    def as_dict(self) -> dict[str, int]:
+        return {**dataclasses.asdict(self), "total": self.total}
+
+
+def gib(n: float) -> str:
+    return f"{n / GiB:.2f} GiB" if abs(n) >= 0.1 * GiB else f"{n / 2**20:.1f} MiB"
+
+
+def shard_bytes(tree: Any) -> int:
+    """Per-device bytes of a tree of ShapeDtypeStructs with shardings (the largest shard)."""
+    import jax
+    import numpy as np
+
+    total = 0
+    for leaf in jax.tree.leaves(tree):
+        shape = leaf.sharding.shard_shape(leaf.shape) if leaf.sharding is not None else leaf.shape
+        total += math.prod(shape) * np.dtype(leaf.dtype).itemsize
+    return total
+
+
+def compiled_flops(compiled) -> float | None:
+    cost = compiled.cost_analysis()
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else None
+    return None if not cost or "flops" not in cost else float(cost["flops"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+class _HostView:
+    """A sharding as host `host` of the slice sees it (its addressable devices)."""
+
+    def __init__(self, sharding, host: int):
+        self._sharding, self._host = sharding, host
+
+    def addressable_devices_indices_map(self, shape):
+        return {d: i for d, i in self._sharding.devices_indices_map(shape).items() if d.process_index == self._host}
+
+    def __getattr__(self, name):
+        return getattr(self._sharding, name)
+
+
+def host_feeding_problems(sharding, shape: tuple[int, ...]) -> list[str]:
+    """Run the trainer's own `feeding.host_data_shard` as every host of the slice would.
+
+    Returns one message per host it rejects (empty: every host can read its rows); hosts
+    holding different rows must get different data shards.
+    """
+    import jax
+    from unittest import mock
+
+    from orca_jax.training.feeding import host_data_shard
+
+    hosts = sorted({d.process_index for d in sharding.device_set})
+    problems, shards = [], {}
+    for host in hosts:
+        view = _HostView(sharding, host)
+        rows = tuple(sorted((i[0].start or 0, i[0].stop) for i in view.addressable_devices_indices_map(shape).values()))
+        try:
+            with mock.patch.object(jax, "process_index", lambda: host):
+                shard = host_data_shard(view, shape)
+        except ValueError as e:
+            problems.append(f"host {host}: {e}")
+            continue
+        if shards.setdefault(shard, rows) != rows:
+            problems.append(f"host {host}: data shard {shard} is also given to a host holding other rows")
+    return problems
+
+
+def suggestions(setup, settings: StageSettings, activations: bool, state_bytes: int, budget: int,
+                loss_chunk: int | None) -> list[str]:
+    """What to change, from what dominates the per-device total."""
+    from orca_jax import partitioning
+
+    mesh = dict(setup.mesh.shape)
+    batch_axes = partitioning.mesh_axes_size(setup.mesh, dict(setup.rules).get("batch"))
+    rows = settings.batch_size // settings.num_microbatches // batch_axes
+    tips = []
+    if state_bytes > 0.4 * budget:
+        total_state = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax_leaves(setup.abstract))
+        tips.append(f"the train state (fp32 params + 2 Adam moments, 12 bytes/param) is {gib(state_bytes)} per "
+                    f"device ({gib(total_state)} in all, so at least {math.ceil(total_state / budget)} chips of "
+                    f"this HBM even fully sharded): shard it over more chips with a larger fsdp axis "
+                    f"(make_mesh.mesh_shape now {tuple(mesh.values())}; (1, -1, 1) puts every chip on fsdp) "
+                    "or use a larger slice")
+    if activations:
+        if setup.config.remat_policy != "full":
+            tips.append(f"remat_policy='full' (now {setup.config.remat_policy!r}) keeps only each block's input "
+                        "for the backward pass (model_config.overrides)")
+        if rows > 1:
+            tips.append(f"raise train_stage.num_microbatches (now {settings.num_microbatches}, {rows} rows per "
+                        "device per microbatch): activations shrink with the microbatch")
+        if loss_chunk is None:
+            tips.append(f"set LossConfig.chunk_size = {min(512, settings.sequence_length)} so that the fp32 "
+                        "logits [rows, length, vocab] are never materialised whole")
+        tips.append(f"or lower the global batch ({settings.batch_size}) or sequence length "
+                    f"({settings.sequence_length}), or move to chips with more HBM")
+    return tips
+
+
+def jax_leaves(tree):
+    import jax
+
+    return jax.tree.leaves(tree)
+
+
+def verdict(what: str, topology, memory_total: int, hbm: int, min_headroom: float) -> str | None:
+    """None if `memory_total` fits with the headroom, else the reason."""
+    budget = int(hbm * (1 - min_headroom))
+    if memory_total <= budget:
+        return None
+    if memory_total > hbm:
+        return (f"{what} does not fit on {topology.accelerator}: {gib(memory_total)} per device > "
+                f"{gib(hbm)} HBM per chip")
+    return (f"{what} on {topology.accelerator} needs {gib(memory_total)} per device: it fits in the "
+            f"{gib(hbm)} HBM but leaves less than the required {min_headroom:.0%} headroom "
+            f"(budget {gib(budget)}; --min_headroom)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The two programs
+
+
+def compile_train(setup, settings: StageSettings, stage: str | None, platform: str):
+    from orca_jax.training.loss import LossConfig
+    from orca_jax.training.train_step import compile_train_step
+
+    with scope(stage):
+        loss_config = LossConfig()
+        with platform_backend(platform):
+            compiled = compile_train_step(setup.config, setup.optimizer, loss_config, settings.num_microbatches,
+                                          setup.mesh, setup.rules, setup.abstract, setup.batch)
+    return compiled, loss_config
+
+
+def compile_decode(setup, eval_batch_size: int, max_new_tokens: int | None, platform: str):
+    """AOT-compile the evaluation's `_generate_cached` (prefill + KV-cache decode loop) as
+    `Decoder.generate` jits it, for the longest prompt bucket; returns (compiled, batch, prompt)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from orca_jax import partitioning
+    from orca_jax.evaluation import decoding
+
+    mesh, rules = setup.mesh, setup.rules
+    # As evaluation.runner.evaluate: the batch is rounded up to the batch mesh axes.
+    batch = decoding.round_up(eval_batch_size, partitioning.mesh_axes_size(mesh, dict(rules).get("batch")))
+    config = setup.config.replace(remat_policy="none")  # as Decoder.__init__
+    if max_new_tokens is None:
+        max_new_tokens = min(DEFAULT_EVAL_MAX_NEW_TOKENS, config.max_len // 4)
+    prompt = config.max_len - max_new_tokens
+    if prompt < 1:
+        raise AotError(f"--eval_max_new_tokens={max_new_tokens} leaves no prompt in max_len={config.max_len}")
+    rows = partitioning.batch_spec(rules)[0]
+
+    def rows_sharded(shape, dtype):
+        spec = PartitionSpec(rows, *([None] * (len(shape) - 1)))
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=NamedSharding(mesh, spec))
+
+    scalar = lambda dtype: jax.ShapeDtypeStruct((), dtype, sharding=partitioning.replicated(mesh))  # noqa: E731
+    params = setup.abstract.params  # fp32 as checkpoints.load_params restores them, same shardings
+    args = (params, rows_sharded((batch, prompt), jnp.int32), rows_sharded((batch, prompt), jnp.int32),
+            rows_sharded((batch, prompt), jnp.int32), rows_sharded((batch, 2), jnp.uint32),
+            rows_sharded((batch,), jnp.bool_), scalar(jnp.int32), scalar(jnp.int32), scalar(jnp.float32),
+            scalar(jnp.float32))
+    fn = decoding._jitted(decoding._generate_cached, config,  # noqa: SLF001  the Decoder's own jit
+                          (("greedy", True), ("max_new_tokens", max_new_tokens)))
+    with platform_backend(platform), partitioning.mesh_context(mesh, rules):
+        compiled = fn.lower(*args).compile()
+    return compiled, batch, prompt, max_new_tokens
+
+
+# ---------------------------------------------------------------------------------------------
+# Analytic stage times
+
+
+def stage_times(topology, sequence_length: int, params: int, mfu: float) -> list[dict[str, Any]]:
+    """Per stage of run_stages.stages: slots = steps x batch x length, hours at 6N FLOPs/token."""
+    try:
+        stages = tuple(gin.query_parameter("run_stages.stages"))
+    except ValueError:
+        stages = ()
+    out = []
+    for stage in stages:
+        s = stage_settings(stage)
+        if not s.num_train_steps:
+            continue
+        tokens = s.num_train_steps * s.batch_size * s.sequence_length
+        flops = 6 * params * tokens
+        seconds = flops / (topology.num_chips * topology.peak_bf16_flops_per_chip * mfu)
+        out.append({"stage": stage, "steps": s.num_train_steps, "batch_size": s.batch_size,
+                    "sequence_length": s.sequence_length, "tokens": tokens, "flops": flops,
+                    "hours": seconds / 3600})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+
+def describe_mesh(mesh) -> str:
+    return " ".join(f"{k}={v}" for k, v in mesh.shape.items())
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything but printing the final verdict; raises AotError / DoesNotFit."""
+    topo_lib.get_topology(args.topology, flag="--topology")  # a bad name fails before anything
+    parse_gin(args)  # before anything else: a typo fails in a second
+    stage = resolve_stage(args.stage)
+    settings = stage_settings(stage)
+    topology, devices = create_topology(args.topology, args.num_slices)
+    platform = devices[0].platform
+    bind_devices()
+    hbm = int(args.hbm_gib * GiB) if args.hbm_gib else topology.hbm_bytes_per_chip
+    budget = int(hbm * (1 - args.min_headroom))
+
+    from orca_jax.training import trainer
+
+    steps = settings.num_train_steps or 1000  # only the schedule's length: no effect on memory
+    with scope(stage), platform_backend(platform):
+        try:
+            setup = trainer.build_setup(settings.batch_size, settings.sequence_length,
+                                        settings.num_microbatches, steps)
+        except NotImplementedError as e:
+            raise AotError(explain_kernel_error(e, "building the train state (trainer.build_setup)")) from e
+        except ValueError as e:
+            raise AotError(f"stage {stage!r} on {topology.accelerator}: {e}") from e
+    batch_shape = (settings.batch_size, settings.sequence_length)
+    feeding = host_feeding_problems(setup.batch["decoder_input_tokens"].sharding, batch_shape)
+
+    cfg = setup.config
+    result: dict[str, Any] = {
+        "topology": topology.accelerator, "topology_name": topology.topology_name, "num_slices": args.num_slices,
+        "chips": topology.num_chips * args.num_slices, "hosts": topology.num_hosts * args.num_slices,
+        "hbm_bytes_per_chip": hbm, "min_headroom": args.min_headroom, "stage": stage,
+        "mesh": dict(setup.mesh.shape), "batch_size": settings.batch_size,
+        "sequence_length": settings.sequence_length, "num_microbatches": settings.num_microbatches,
+        "remat_policy": cfg.remat_policy, "attention_impl": cfg.attention_impl, "scan_layers": cfg.scan_layers,
+        "num_params": cfg.num_params(),
+    }
+    print(f"== {topology.accelerator} ({topology.topology_name}, {result['chips']} chips, {result['hosts']} hosts, "
+          f"{gib(hbm)} HBM/chip), stage {stage or '(no scope)'}")
+    print(f"   model {cfg.num_params() / 1e9:.2f}B params ({cfg.n_layers} layers, d_model {cfg.d_model}), "
+          f"remat {cfg.remat_policy}, attention {cfg.attention_impl}, scan_layers {cfg.scan_layers}")
+    print(f"   mesh {describe_mesh(setup.mesh)}; global batch {settings.batch_size} x {settings.sequence_length}, "
+          f"{settings.num_microbatches} microbatch(es)")
+    result["host_feeding_problems"] = feeding
+    if feeding:
+        print(f"   WARNING: the trainer's feeding.host_data_shard rejects this mesh on {topology.accelerator} "
+              f"({len(feeding)} of {result['hosts']} hosts), e.g. {feeding[0]}\n"
+              "   (make_mesh orders the devices for the ICI torus, so a host's batch rows are not one "
+              "contiguous block; the memory below is unaffected, but training would stop at startup)")
+
+    # Analytic pre-check: the sharded train state must fit before anything is compiled.
+    state_bytes = shard_bytes(setup.abstract)
+    result["state_bytes_per_device"] = state_bytes
+    print(f"   train state per device (analytic, from the shardings): {gib(state_bytes)}")
+    if state_bytes > budget:
+        reason = verdict("the train state alone", topology, state_bytes, hbm, args.min_headroom)
+        raise DoesNotFit(with_tips(reason + " (checked before compiling)",
+                                   suggestions(setup, settings, False, state_bytes, budget, None)))
+
+    from orca_jax.training.loss import LossConfig
+    with scope(stage):
+        chunk = LossConfig().chunk_size
+    start = time.perf_counter()
+    try:
+        compiled, loss_config = compile_train(setup, settings, stage, platform)
+    except Exception as e:
+        raise compile_failure(e, "the train step", topology,
+                              suggestions(setup, settings, True, state_bytes, budget, chunk)) from e
+    compile_s = time.perf_counter() - start
+    memory = Memory.of(compiled)
+    xla_flops = compiled_flops(compiled)
+    tokens = settings.batch_size * settings.sequence_length
+    model_flops = cfg.flops_per_token(settings.sequence_length) * tokens / len(devices)
+    result["train"] = {"compile_seconds": compile_s, "memory": memory.as_dict(), "xla_flops_per_device": xla_flops,
+                       "model_flops_per_device": model_flops,
+                       "ideal_step_seconds": model_flops / topology.peak_bf16_flops_per_chip}
+    print_memory("train step", memory, hbm, compile_s)
+    print(f"   FLOPs per device per step: model {model_flops:.3e} (6N + attention, LlamaConfig.flops_per_token); "
+          f"XLA cost_analysis {xla_flops:.3e} (counts a scanned layer's body once)" if xla_flops is not None else
+          f"   FLOPs per device per step: model {model_flops:.3e}")
+    print(f"   step time at 100% MFU: {model_flops / topology.peak_bf16_flops_per_chip:.2f} s")
+    problems = []
+    reason = verdict("the train step", topology, memory.total, hbm, args.min_headroom)
+    if reason:
+        activations = memory.temporaries > 0.3 * budget
+        problems.append(with_tips(reason, suggestions(setup, settings, activations, state_bytes, budget,
+                                                      loss_config.chunk_size)))
+    del compiled
+
+    if not args.skip_decode:
+        start = time.perf_counter()
+        decode_tips = ["lower the evaluation batch (--eval_batch_size, gin evaluate.batch_size; rounded up to the "
+                       "batch mesh axes) or --eval_max_new_tokens"]
+        try:
+            compiled, eval_batch, prompt, new_tokens = compile_decode(setup, args.eval_batch_size,
+                                                                      args.eval_max_new_tokens, platform)
+        except Exception as e:
+            raise compile_failure(e, "the evaluation decode", topology, decode_tips) from e
+        compile_s = time.perf_counter() - start
+        dmem = Memory.of(compiled)
+        result["decode"] = {"compile_seconds": compile_s, "memory": dmem.as_dict(), "batch_size": eval_batch,
+                            "prompt_length": prompt, "max_new_tokens": new_tokens,
+                            "kv_cache_length": cfg.max_len}
+        print(f"   eval decode: batch {eval_batch}, prompt bucket {prompt}, {new_tokens} new tokens, "
+              f"KV cache {cfg.max_len} slots (prefill + decode loop of evaluation.decoding)")
+        print_memory("eval decode", dmem, hbm, compile_s)
+        reason = verdict("the evaluation decode", topology, dmem.total, hbm, args.min_headroom)
+        if reason:
+            problems.append(with_tips(reason, decode_tips))
+
+    times = stage_times(topology, settings.sequence_length, cfg.num_params(), args.mfu)
+    result["stage_times"] = times
+    result["mfu"] = args.mfu
+    for t in times:
+        print(f"   {t['stage']}: {t['steps']} steps x {t['batch_size']} x {t['sequence_length']} = "
+              f"{t['tokens'] / 1e9:.2f}B token slots; 6N = {6 * cfg.num_params():.3e} FLOPs/token; "
+              f"{t['hours']:.1f} h at {args.mfu:.0%} MFU on {result['chips']} chips")
+    result["fits"] = not problems
+    if args.json:
+        write_json(args.json, result)
+    if problems:
+        raise DoesNotFit("\n".join(problems))
+    return result
+
+
+def compile_failure(e: Exception, what: str, topology, tips: list[str]) -> Exception:
+    """The exception to raise for a failed lowering/compile of `what` (re-raises unknown ones)."""
+    text = str(e)
+    if "RESOURCE_EXHAUSTED" in text:  # XLA:TPU refuses to compile what cannot fit in HBM
+        detail = text.split("RESOURCE_EXHAUSTED:", 1)[-1].strip().splitlines()[0]
+        return DoesNotFit(with_tips(f"{what} does not fit on {topology.accelerator}: the TPU compiler "
+                                    f"ran out of memory: {detail}", tips))
+    if isinstance(e, NotImplementedError):
+        return AotError(explain_kernel_error(e, f"compiling {what}"))
+    if isinstance(e, (ValueError, TypeError)):
+        return AotError(f"compiling {what}: {type(e).__name__}: {e}")
+    raise e
+
+
+def explain_kernel_error(e: Exception, when: str) -> str:
+    text = str(e)
+    if "automatically partitioned" in text or "shard_map" in text:
+        return (f"{when}: {text}\n  The Pallas splash attention kernel (attention_impl='splash', which 'auto' "
+                "selects on TPU) is called without shard_map in orca_jax/models/attention.py, and a Mosaic "
+                "kernel cannot be partitioned by XLA: on a mesh of more than one device this fails on a "
+                "real TPU too. Use model_config.overrides attention_impl='xla' until it is wrapped in shard_map.")
+    if "splash" in text:
+        return (f"{when}: {text}\n  The trainer traces the model at init with an 8-token dummy batch "
+                "(train_state._dummy_tokens), which the splash kernel rejects (it needs lengths divisible by "
+                "128): this fails on a real TPU too. Use attention_impl='xla' until init traces the model "
+                "with attention_impl='xla' (the parameters do not depend on the kernel).")
+    return f"{when}: {type(e).__name__}: {text}"
+
+
+def with_tips(reason: str, tips: list[str]) -> str:
+    return reason + "".join(f"\n  - {t}" for t in tips)
+
+
+def print_memory(what: str, m: Memory, hbm: int, compile_s: float) -> None:
+    print(f"   {what} per device: arguments {gib(m.arguments)}, outputs {gib(m.outputs)}, aliased {gib(m.aliased)}, "
+          f"temporaries {gib(m.temporaries)}, generated code {gib(m.generated_code)}")
+    print(f"   {what} total (arguments + temporaries + outputs - aliased): {gib(m.total)} of {gib(hbm)} HBM "
+          f"({m.total / hbm:.1%}; headroom {1 - m.total / hbm:.1%}); compiled in {compile_s:.1f} s")
+
+
+def write_json(path: str, result: dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2, default=str)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # No TPU backend is needed to compile for a topology; never try to open a local TPU.
+    if "jax" not in sys.modules:
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        result = run(args)
+    except AotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return ERROR
+    except ValueError as e:  # --topology name, before gin
+        print(f"error: {e}", file=sys.stderr)
+        return ERROR
+    except DoesNotFit as e:
+        print(f"DOES NOT FIT: {e}", file=sys.stderr)
+        return DOES_NOT_FIT
+    print(f"OK: fits on {result['topology']} with at least {args.min_headroom:.0%} HBM headroom"
+          + (" (WARNING: host feeding, see above)" if result["host_feeding_problems"] else ""))
+    return FIT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""AOT compilation for TPU topologies on a CPU machine (orca_jax/tools/aot_compile.py).
+
+The compile tests need libtpu (`pip install "jax[tpu]==0.10.2"`, or PYTHONPATH pointing at
+an unpacked libtpu wheel); no TPU. They are skipped without it. Flag/gin errors do not need it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import gin
+import pytest
+
+from orca_jax.tools import aot_compile
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+needs_libtpu = pytest.mark.skipif(
+    not aot_compile.libtpu_available(),
+    reason="libtpu is not installed: AOT compilation for a TPU topology needs it (pip install 'jax[tpu]==0.10.2')")
+
+TINY = ["--gin_file=runs/tiny_cpu.gin", "--gin.SEQUENCE_LENGTH=128", "--gin.BATCH_SIZE=16"]
+
+
+@pytest.fixture(autouse=True)
+def clean_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+@needs_libtpu
+def test_tiny_model_compiles_for_v5p_8(tmp_path, capsys):
+    out = tmp_path / "aot.json"
+    assert aot_compile.main([*TINY, "--topology=v5p-8", f"--json={out}"]) == aot_compile.FIT
+    text = capsys.readouterr().out
+    assert "v5p:2x2x1, 4 chips" in text
+    assert "train step total (arguments + temporaries + outputs - aliased)" in text
+    assert "eval decode total" in text and text.rstrip().endswith("HBM headroom")
+    result = json.loads(out.read_text())
+    assert result["mesh"] == {"data": 1, "fsdp": 4, "tensor": 1}
+    assert (result["batch_size"], result["sequence_length"], result["stage"]) == (16, 128, "stage1")
+    memory = result["train"]["memory"]
+    assert memory["total"] == memory["arguments"] + memory["temporaries"] + memory["outputs"] - memory["aliased"]
+    assert 0 < memory["total"] < 95 * 2**30 and memory["temporaries"] > 0
+    assert memory["aliased"] > 0  # the old state is donated to the new one
+    assert result["train"]["model_flops_per_device"] > 0 and result["train"]["xla_flops_per_device"] > 0
+    assert result["decode"]["memory"]["total"] > 0
+    assert result["decode"]["batch_size"] == 32 and result["decode"]["prompt_length"] + 64 == 256
+    assert [t["stage"] for t in result["stage_times"]] == ["stage1", "stage2"]
+
+
+@needs_libtpu
+def test_13b_data_parallel_on_one_v5p_host_is_rejected_before_compiling(capsys):
+    # Every chip would hold all 13B params + Adam moments (~146 GiB): the analytic check
+    # rejects it in seconds, before any compile.
+    rc = aot_compile.main(["--gin_file=runs/orca_13b.gin", "--topology=v5p-8", "--gin.make_mesh.mesh_shape=(4, 1, 1)",
+                           "--gin.model_config.overrides={'attention_impl': 'xla'}", "--skip_decode"])
+    assert rc == aot_compile.DOES_NOT_FIT
+    err = capsys.readouterr().err
+    assert "DOES NOT FIT" in err and "does not fit on v5p-8" in err
+    assert "145.4" in err and "95.00 GiB HBM" in err and "before compiling" in err
+    assert "fsdp" in err  # what to change
+
+
+@needs_libtpu
+def test_compiled_step_over_the_hbm_budget_is_rejected_with_advice(capsys):
+    # 20 MiB of temporaries without remat; 10 MiB of "HBM".
+    rc = aot_compile.main([*TINY, "--topology=v5p-8", "--hbm_gib=0.01", "--skip_decode",
+                           "--gin.model_config.overrides={'remat_policy': 'none'}"])
+    assert rc == aot_compile.DOES_NOT_FIT
+    captured = capsys.readouterr()
+    assert "train step total" in captured.out  # the memory is printed before the verdict
+    assert "the train step does not fit on v5p-8" in captured.err
+    assert "remat_policy='full'" in captured.err and "num_microbatches" in captured.err
+
+
+@needs_libtpu
+def test_compiler_out_of_memory_is_a_does_not_fit(capsys):
+    # XLA:TPU itself refuses a program whose temporaries exceed the chip (~122 GiB of
+    # activations and logits on one 16 GiB v5e chip); it gives up in a second or two.
+    rc = aot_compile.main([*TINY[:-1], "--gin.BATCH_SIZE=16384", "--topology=v5litepod-1", "--skip_decode",
+                           "--gin.model_config.overrides={'remat_policy': 'none'}"])
+    assert rc == aot_compile.DOES_NOT_FIT
+    err = capsys.readouterr().err
+    assert "the train step does not fit on v5litepod-1: the TPU compiler ran out of memory" in err
+    assert "LossConfig.chunk_size = 128" in err and "num_microbatches" in err
+
+
+@needs_libtpu
+def test_headroom_is_required(capsys):
+    # Fits in the HBM, but not with 99% of it kept free.
+    rc = aot_compile.main([*TINY, "--topology=v5p-8", "--skip_decode", "--min_headroom=0.99999"])
+    assert rc == aot_compile.DOES_NOT_FIT
+    assert "leaves less than the required" in capsys.readouterr().err
+
+
+@needs_libtpu
+def test_batch_that_does_not_split_over_the_mesh_is_a_clear_error(capsys):
+    assert aot_compile.main([*TINY[:-1], "--gin.BATCH_SIZE=6", "--topology=v5p-8"]) == aot_compile.ERROR
+    err = capsys.readouterr().err
+    assert "global batch size 6 is not divisible" in err and "v5p-8" in err
+
+
+@needs_libtpu
+def test_mesh_that_does_not_match_the_topology_is_a_clear_error(capsys):
+    assert aot_compile.main([*TINY, "--topology=v5p-8", "--gin.make_mesh.mesh_shape=(1, 8, 1)"]) == aot_compile.ERROR
+    assert "mesh_shape=(1, 8, 1) has 8 slots but there are 4 devices" in capsys.readouterr().err
+
+
+def test_gin_errors_are_reported_before_anything_else(capsys):
+    rc = aot_compile.main(["--gin_file=runs/tiny_cpu.gin", "--topology=v5p-8", "--gin.model_config.prest='x'"])
+    assert rc == aot_compile.ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: gin:") and "prest" in err
+
+
+def test_unknown_topology_and_stage(capsys):
+    assert aot_compile.main(["--gin_file=runs/tiny_cpu.gin", "--topology=v5p-7"]) == aot_compile.ERROR
+    assert "--topology='v5p-7'" in capsys.readouterr().err
+    assert aot_compile.main(["--gin_file=runs/tiny_cpu.gin", "--topology=v5p-8", "--stage=stage3"]) == aot_compile.ERROR
+    assert "--stage='stage3' is not one of run_stages.stages" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, mesh", [("v5p_128", (1, -1, 1)), ("v4_256", (1, -1, 1)), ("v5e_256", (1, -1, 2))])
+def test_pod_run_configs_parse(name, mesh):
+    """The pod configs are complete gin (the compiles themselves take minutes: docs/aot_table.md)."""
+    from orca_jax import partitioning, train
+    from orca_jax.models import model_config
+
+    train.parse_gin([f"runs/orca_13b_{name}.gin"], ["MODEL_DIR = '/tmp/unused'"], train.DEFAULT_SEARCH_PATHS)
+    assert tuple(gin.get_bindings(partitioning.make_mesh)["mesh_shape"]) == mesh
+    assert aot_compile.stage_settings("stage1") == aot_compile.StageSettings(128, 2048, 1, 58900)
+    assert aot_compile.stage_settings("stage2") == aot_compile.StageSettings(128, 2048, 1, 17400)
+    config = model_config()
+    assert (config.n_layers, config.attention_impl, config.remat_policy) == (40, "xla", "save_dots_no_batch")
+
+
+@needs_libtpu
+def test_cli_exit_status(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [os.environ.get("PYTHONPATH"), REPO] if p)}
+    proc = subprocess.run([sys.executable, "-m", "orca_jax.tools.aot_compile", "--gin_file=runs/orca_13b.gin",
+                           "--topology=v5litepod-1", "--skip_decode",
+                           "--gin.model_config.overrides={'attention_impl': 'xla'}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "does not fit on v5litepod-1" in proc.stderr and "16.00 GiB HBM" in proc.stderr

@@ -36,6 +36,8 @@ TEST = [
     "nbconvert>=7",
     "nbformat>=5",
     "ipykernel",
+    # libtpu, so that the AOT-compile tests build for TPU topologies on CPU (tests set JAX_PLATFORMS=cpu).
+    "jax[tpu]==0.10.2",
 ]
 
 setup(

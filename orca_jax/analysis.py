@@ -1,0 +1,185 @@
+"""Read run directories and draw what a researcher looks at: curves, score tables, bars.
+
+Used by the demo's report.md and by notebooks/orca_analysis.ipynb. A run directory holds
+one directory per stage (`stage1/`, `stage2/`, ...), each with the trainer's
+`metrics.jsonl` and, when the stage was evaluated, `eval/results.json` and
+`eval/predictions.jsonl`. Paths may be local or gs:// (through orca_jax.tools.gcs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Iterable, Sequence
+
+from orca_jax.tools import gcs
+
+CURVES = (("loss", "loss"), ("learning_rate", "learning rate"), ("tokens_per_s", "tokens/s"), ("mfu", "MFU"))
+
+
+@dataclasses.dataclass
+class Stage:
+    """One stage of a run: its metrics records and, if evaluated, its eval results."""
+
+    name: str
+    directory: str
+    metrics: list[dict[str, Any]]
+    results: dict[str, Any] | None
+    predictions: list[dict[str, Any]]
+
+
+@dataclasses.dataclass
+class Run:
+    name: str
+    directory: str
+    stages: list[Stage]
+
+
+def _read_jsonl(path: str) -> list[dict[str, Any]]:
+    if not gcs.exists(path):
+        return []
+    return [json.loads(line) for line in gcs.read_text(path).splitlines() if line.strip()]
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    return json.loads(gcs.read_text(path)) if gcs.exists(path) else None
+
+
+def load_stage(directory: str, name: str | None = None) -> Stage:
+    eval_dir = gcs.join(directory, "eval")
+    return Stage(name=name or os.path.basename(directory.rstrip("/")), directory=directory,
+                 metrics=_read_jsonl(gcs.join(directory, "metrics.jsonl")),
+                 results=_read_json(gcs.join(eval_dir, "results.json")),
+                 predictions=_read_jsonl(gcs.join(eval_dir, "predictions.jsonl")))
+
+
+def load_run(directory: str, name: str | None = None) -> Run:
+    """A run dir with stage*/ subdirectories, or a single stage dir (its own metrics.jsonl)."""
+    directory = directory.rstrip("/")
+    name = name or os.path.basename(directory)
+    if gcs.exists(gcs.join(directory, "metrics.jsonl")):
+        return Run(name, directory, [load_stage(directory, name)])
+    children = sorted(c.rstrip("/") for c in gcs.listdir(directory))
+    stages = [load_stage(gcs.join(directory, c), c) for c in children
+              if gcs.exists(gcs.join(directory, c, "metrics.jsonl"))
+              or gcs.exists(gcs.join(directory, c, "eval", "results.json"))]
+    if not stages:
+        raise FileNotFoundError(f"{directory}: no stage directories with metrics.jsonl or eval/results.json")
+    return Run(name, directory, stages)
+
+
+def stage_scores(stage: Stage) -> dict[str, dict[str, float | None]]:
+    """{benchmark: {task or 'avg:<group>': accuracy in %}} of one evaluated stage."""
+    out: dict[str, dict[str, float | None]] = {}
+    for bench, body in (stage.results or {}).get("benchmarks", {}).items():
+        row: dict[str, float | None] = {}
+        for group, agg in (body.get("aggregates") or {}).items():
+            row[f"avg:{group}"] = _pct((agg or {}).get("accuracy"))
+        for task, summary in body.get("tasks", {}).items():
+            row[task] = _pct(summary.get("accuracy"))
+        out[bench] = row
+    return out
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else 100.0 * x
+
+
+def score_table(runs: Sequence[Run], benchmark: str | None = None) -> str:
+    """Markdown: one row per evaluated (run, stage), one column per task and average (%)."""
+    rows = [(f"{r.name}/{s.name}", stage_scores(s)) for r in runs for s in r.stages if s.results]
+    if not rows:
+        return "_no evaluated stages_\n"
+    benches = [benchmark] if benchmark else sorted({b for _, sc in rows for b in sc})
+    lines = []
+    for bench in benches:
+        columns = sorted({c for _, sc in rows for c in sc.get(bench, {})}, key=lambda c: (not c.startswith("avg:"), c))
+        lines += [f"**{bench}**", "", "| run/stage | " + " | ".join(columns) + " |",
+                  "|---|" + "---:|" * len(columns)]
+        for label, sc in rows:
+            cells = [_fmt(sc.get(bench, {}).get(c)) for c in columns]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f}"
+
+
+def paper_comparison(stage: Stage) -> str:
+    """The evaluation's own Markdown table: this stage beside the paper's reported models."""
+    from orca_jax.evaluation import report
+
+    return report.markdown(stage.results) if stage.results else "_stage not evaluated_\n"
+
+
+def plot_training_curves(runs: Sequence[Run], keys: Iterable[tuple[str, str]] = CURVES, path: str | None = None):
+    """One panel per metric; one line per (run, stage), steps offset so stages follow each other."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    keys = list(keys)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for run in runs:
+        offset = 0
+        for stage in run.stages:
+            records = [m for m in stage.metrics if "loss" in m]
+            steps = [offset + m["step"] for m in records]
+            for ax, (key, label) in zip(axes[0], keys):
+                values = [m.get(key) for m in records]
+                if any(v is not None for v in values):
+                    ax.plot(steps, [float("nan") if v is None else v for v in values],
+                            label=f"{run.name}/{stage.name}" if len(runs) > 1 else stage.name)
+                ax.set_title(label)
+                ax.set_xlabel("step (stages in sequence)")
+            offset = steps[-1] if steps else offset
+    for ax in axes[0]:
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_task_bars(runs: Sequence[Run], benchmark: str, path: str | None = None):
+    """Per-task accuracy bars, one bar group per task, one bar per evaluated (run, stage)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    series = [(f"{r.name}/{s.name}" if len(runs) > 1 else s.name, stage_scores(s).get(benchmark, {}))
+              for r in runs for s in r.stages if s.results]
+    tasks = sorted({t for _, sc in series for t in sc if not t.startswith("avg:")})
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(tasks) + 2), 3.6))
+    width = 0.8 / max(1, len(series))
+    for i, (label, sc) in enumerate(series):
+        ax.bar([t + i * width for t in range(len(tasks))], [sc.get(t) or 0.0 for t in tasks], width, label=label)
+    ax.set_xticks([t + 0.4 - width / 2 for t in range(len(tasks))], tasks, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{benchmark}: per-task accuracy")
+    if series:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def example_predictions(stage: Stage, per_task: int = 2, max_chars: int = 300) -> list[dict[str, Any]]:
+    """A few predictions per task (raw output shortened), right and wrong ones first."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for row in stage.predictions:
+        by_task.setdefault(row.get("task", "?"), []).append(row)
+    picked = []
+    for task, rows in sorted(by_task.items()):
+        rows = sorted(rows, key=lambda r: not r.get("correct"))
+        for row in rows[:1] + [r for r in rows if not r.get("correct")][:per_task - 1]:
+            picked.append({"task": task, "target": row.get("target"), "extracted": row.get("extracted"),
+                           "correct": row.get("correct"), "output": str(row.get("raw_output", ""))[:max_chars]})
+    return picked

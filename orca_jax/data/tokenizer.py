@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-import sentencepiece as spm
-
 from orca_jax.data import fileio
 
 
@@ -35,6 +33,8 @@ class Tokenizer:
             raise ValueError("give exactly one of path or model_proto")
         self.path = "" if path is None else os.fspath(path)
         self._proto = model_proto if model_proto is not None else fileio.read_bytes(self.path)
+        import sentencepiece as spm  # imported here: packing/benchmarks use this module without it
+
         self._sp = spm.SentencePieceProcessor(model_proto=self._proto)
         self.sp_vocab_size: int = self._sp.get_piece_size()
         self.vocab_size: int = self.sp_vocab_size + 1
@@ -111,6 +111,8 @@ def train_tokenizer(
       The trained tokenizer, loaded from `model_path`.
     """
     prefix = model_path[:-6] if model_path.endswith(".model") else model_path
+    import sentencepiece as spm
+
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(list(texts)),
         model_prefix=prefix,

@@ -19,8 +19,8 @@ PRESETS: dict[str, LlamaConfig] = {
     # LLaMA-shaped models for benchmarks (~1B and ~3B parameters).
     "llama_1b": LlamaConfig(vocab_size=32001, d_model=2048, n_layers=16, n_heads=16, d_ff=5632,
                             max_len=2048, norm_eps=1e-5),
-    "llama_3b": LlamaConfig(vocab_size=32001, d_model=3200, n_layers=26, n_heads=32, d_ff=8640,
-                            max_len=2048, norm_eps=1e-6),
+    "llama_3b": LlamaConfig(vocab_size=32001, d_model=3072, n_layers=28, n_heads=24, n_kv_heads=8, d_ff=8192,
+                            max_len=2048, norm_eps=1e-5),  # Llama-3.2-3B's shape (head_dim 128)
     # Tiny presets for tests and the CPU demo.
     "tiny": LlamaConfig(vocab_size=1024, d_model=64, n_layers=2, n_heads=4, d_ff=176, max_len=256,
                         norm_eps=1e-6, dtype="float32"),

@@ -1,0 +1,79 @@
+"""Smoke test of benchmarks/train_throughput.py on CPU: the jax and torch rows, the ratio, the
+peak table; --check_fused skips without a GPU; the packed batches both sides share."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "train_throughput.py"
+
+
+def _env() -> dict[str, str]:
+    """One CPU device (the conftest's 8 simulated devices would split batch 2 eight ways)."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                                if not f.startswith("--xla_force_host_platform_device_count"))
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO, env=_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_smoke_table_has_jax_torch_and_ratio():
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    result = _run("--presets", "tiny", "--length", "128", "--batch", "2", "--steps", "2", "--warmup", "1",
+                  "--in_process")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert re.search(r"^\s+h100\s+989\.0 TFLOP/s", out, re.M), out  # the peak table, at the top
+    assert out.index("TFLOP/s") < out.index("framework")
+    number = r"[\d,.]+"
+    jax_row = re.search(rf"^tiny\s+jax\s+.*\s2x128\s+{number}\s+{number}\s+{number}\s+{number}\s+{number}", out, re.M)
+    torch_row = re.search(rf"^tiny\s+torch\s+sdpa.*\s2x128\s+{number}\s+{number}\s+{number}\s+{number}\s+{number}",
+                          out, re.M)
+    ratio = re.search(r"^tiny\s+ratio\s+jax/torch tokens/s = (\d+\.\d+)x", out, re.M)
+    assert jax_row and torch_row and ratio, out
+    assert float(ratio.group(1)) > 0
+    assert "NOT LIKE-FOR-LIKE" not in out
+    assert re.search(r"torch segment isolation check .* -> isolated", out), out
+    assert "WARNING" not in out, out  # same batches and parameter counts on both sides
+
+
+def test_check_fused_skips_on_cpu():
+    result = _run("--check_fused", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"cuDNN fused attention is unavailable .*SKIP", result.stdout), result.stdout
+
+
+def test_packed_batches_are_packed_contract_batches():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from _torch_peer import torch_positions
+        from train_throughput import packed_batches
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    batches = packed_batches(128, 4, 2, vocab_size=1024, seed=0)
+    assert len(batches) == 2
+    for b in batches:
+        assert set(b) == {"decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights",
+                          "decoder_segment_ids", "decoder_positions"}
+        assert all(v.shape == (4, 128) and v.dtype == np.int32 for v in b.values())
+        assert b["decoder_segment_ids"].max(axis=1).mean() >= 2  # Orca-like: several examples per row
+        pos = torch_positions(b["decoder_positions"], b["decoder_segment_ids"])
+        for r in range(4):
+            pad = b["decoder_segment_ids"][r] == 0
+            np.testing.assert_array_equal(pos[r][~pad], b["decoder_positions"][r][~pad])
+            np.testing.assert_array_equal(pos[r][pad], np.arange(pad.sum()))  # padding: one segment

@@ -35,8 +35,8 @@ DEFAULT_STOP_STRINGS: tuple[str, ...] = ("<|im_end|>", "<|im_start|>", "<|endoft
                                          "### User:", "### System:", "### Human:")
 
 _STRONG_MARKERS = re.compile(
-    r"(?i:\banswer\b\s*(?:is|would\s+be|should\s+be|will\s+be|must\s+be)?\s*(?:therefore|thus)?\s*[:=\-–]?"
-    r"|\b(?:correct|right|best)\s+(?:option|choice|response)\b\s*(?:is|would\s+be|should\s+be)?\s*[:=\-–]?"
+    r"(?i:\banswer\b\s*(?:is|would\s+be|should\s+be|will\s+be|must\s+be)?\s*(?:therefore|thus)?\s*(?:[:=–]|-(?!\d))?"
+    r"|\b(?:correct|right|best)\s+(?:option|choice|response)\b\s*(?:is|would\s+be|should\s+be)?\s*(?:[:=–]|-(?!\d))?"
     r"|\bI\s+(?:would\s+|will\s+|'d\s+)?(?:choose|pick|select|go\s+with)\b"
     r"|\b(?:result|total|sum|count)\s+(?:is|would\s+be|=)"
     r"|\bequals\b|\bevaluates?\s+to\b|\bsimplifies\s+to\b)")

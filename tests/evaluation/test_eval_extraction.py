@@ -146,6 +146,9 @@ NUMBER_CASES = [
     ("The total is 1,024 items.", "1024"),
     ("I have a flute, a piano and a violin, so 3 instruments in total.", "3"),
     ("Let's count: flute (1), piano (2), trombone (3). The answer is 3.", "3"),
+    ("Then -10 - 10 = -20. So the answer is -20.", "-20"),
+    ("The answer is -3", "-3"),
+    ("The answer is - 7", "7"),
 ]
 
 

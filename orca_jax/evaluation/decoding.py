@@ -197,7 +197,10 @@ class Decoder:
     def __init__(self, config: LlamaConfig, params: Any, *, batch_size: int, eos_id: int, pad_id: int,
                  mesh: jax.sharding.Mesh | None = None, rules: partitioning.Rules | None = None,
                  use_cache: bool = True, min_prompt_bucket: int = 16):
-        self.config = config.replace(remat_policy="none")  # no gradients here: nothing to rematerialise
+        # No gradients here: nothing to rematerialise. The KV-cache decode always uses the xla
+        # kernel; so do scoring and the no-cache decoder, whose short prompt buckets fused kernels
+        # (splash: lengths divisible by 128) reject.
+        self.config = config.replace(remat_policy="none", attention_impl="xla")
         self.batch_size = batch_size
         self.eos_id, self.pad_id = eos_id, pad_id
         self.mesh, self.rules = mesh, (rules if rules is not None else partitioning.logical_axis_rules())
@@ -312,5 +315,6 @@ def _jitted(fn, config: LlamaConfig, static: tuple) -> Any:
 
 def param_shardings(config: LlamaConfig, mesh: jax.sharding.Mesh, rules: partitioning.Rules) -> Any:
     """NamedShardings of the (unboxed) parameter tree, as the trainer lays parameters out."""
-    abstract = jax.eval_shape(lambda: Llama(config).init(jax.random.PRNGKey(0), jnp.zeros((1, 1), jnp.int32)))
+    model = Llama(config.replace(attention_impl="xla"))  # params do not depend on the kernel
+    abstract = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 1), jnp.int32)))
     return partitioning.params_shardings(abstract, mesh, rules)["params"]

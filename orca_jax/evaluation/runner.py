@@ -72,7 +72,8 @@ def load_params(checkpoint: str, config: LlamaConfig, mesh, rules) -> Any:
 
         from orca_jax.models import Llama
         seed = int(checkpoint.split(":", 1)[1]) if ":" in checkpoint else 0
-        return nn.unbox(Llama(config).init(jax.random.PRNGKey(seed), jnp.zeros((1, 1), jnp.int32)))["params"]
+        model = Llama(config.replace(attention_impl="xla"))  # params do not depend on the kernel
+        return nn.unbox(model.init(jax.random.PRNGKey(seed), jnp.zeros((1, 1), jnp.int32)))["params"]
     from orca_jax.training.checkpoints import load_params as load_checkpoint_params
     return load_checkpoint_params(checkpoint, config=config, mesh=mesh, rules=rules)
 

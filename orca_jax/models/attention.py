@@ -8,8 +8,10 @@ only when both carry the same segment id and the key's slot is not after the que
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 NEG_INF = -1e30  # fp32 mask value: exp underflows to exactly 0, never NaN.
 
@@ -50,36 +52,57 @@ def cudnn_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -
             f"({type(e).__name__}: {e}); use attention_impl='xla'") from e
 
 
+def _target_platform() -> str:
+    """Platform of the active mesh's devices (what the computation is compiled for), else the
+    default backend."""
+    mesh = jax.sharding.get_abstract_mesh()
+    device = None if mesh.empty else getattr(mesh, "abstract_device", None)
+    return getattr(device, "platform", None) or jax.default_backend()
+
+
 def splash_attention(q: jax.Array, k: jax.Array, v: jax.Array,
                      q_segment_ids: jax.Array, kv_segment_ids: jax.Array,
                      interpret: bool = False) -> jax.Array:
     """Pallas splash attention (TPU) with a causal mask and segment ids; training shapes only.
 
+    Under a mesh (partitioning.mesh_context) the kernel runs in shard_map, as XLA cannot
+    partition a Mosaic kernel: rows split over the mesh axes of logical 'batch', heads over
+    those of 'act_heads' (from flax's active logical axis rules); the length is not split.
     `interpret=True` runs the kernel in the Pallas interpreter (any platform; for tests).
     """
     from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
     from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm
 
     b, length, h, d = q.shape
-    if not interpret and jax.default_backend() != "tpu":
-        raise NotImplementedError(f"attention_impl='splash' needs a TPU (backend is "
-                                  f"{jax.default_backend()!r}); use attention_impl='xla' or 'auto'")
+    platform = _target_platform()
+    if not interpret and platform != "tpu":
+        raise NotImplementedError(f"attention_impl='splash' needs a TPU (the computation targets "
+                                  f"{platform!r}); use attention_impl='xla' or 'auto'")
     block = min(512, length)
     if length % block or length % 128:
         raise NotImplementedError(f"splash attention needs a length divisible by 128, got {length}")
-    mask = sm.MultiHeadMask([sm.CausalMask((length, length)) for _ in range(h)])
     sizes = sk.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block, block_q_dkv=block,
                           block_kv_dkv=block, block_kv_dkv_compute=block, block_q_dq=block, block_kv_dq=block)
-    kernel = sk.make_splash_mha(mask=mask, head_shards=1, q_seq_shards=1, block_sizes=sizes,
-                                interpret=interpret)
+    # GQA by repeating kv heads before sharding, so that k/v heads shard exactly as q heads do.
     groups = h // k.shape[2]
-    # Kernel layout is [heads, length, head_dim] per example; GQA by repeating kv heads.
-    q_t = jnp.swapaxes(q * (d ** -0.5), 1, 2)
-    k_t = jnp.swapaxes(jnp.repeat(k, groups, axis=2), 1, 2)
-    v_t = jnp.swapaxes(jnp.repeat(v, groups, axis=2), 1, 2)
-    out = jax.vmap(lambda q_, k_, v_, qs, ks: kernel(q_, k_, v_, segment_ids=sk.SegmentIds(qs, ks)))(
-        q_t, k_t, v_t, q_segment_ids, kv_segment_ids)
-    return jnp.swapaxes(out, 1, 2).astype(q.dtype)
+    k, v = jnp.repeat(k, groups, axis=2), jnp.repeat(v, groups, axis=2)
+
+    def attend(q, k, v, q_segment_ids, kv_segment_ids):
+        # This shard's heads; the kernel's layout is [heads, length, head_dim] per example.
+        mask = sm.MultiHeadMask([sm.CausalMask((length, length)) for _ in range(q.shape[2])])
+        kernel = sk.make_splash_mha(mask=mask, head_shards=1, q_seq_shards=1, block_sizes=sizes,
+                                    interpret=interpret)
+        q_t, k_t, v_t = (jnp.swapaxes(x, 1, 2) for x in (q * (d ** -0.5), k, v))
+        out = jax.vmap(lambda q_, k_, v_, qs, ks: kernel(q_, k_, v_, segment_ids=sk.SegmentIds(qs, ks)))(
+            q_t, k_t, v_t, q_segment_ids, kv_segment_ids)
+        return jnp.swapaxes(out, 1, 2)
+
+    if not jax.sharding.get_abstract_mesh().empty:
+        batch_axes, _, head_axes, _ = nn.logical_to_mesh_axes(("batch", "length", "act_heads", "head_dim"))
+        qkv, segments = P(batch_axes, None, head_axes, None), P(batch_axes, None)
+        attend = jax.shard_map(attend, in_specs=(qkv, qkv, qkv, segments, segments), out_specs=qkv,
+                               check_vma=False)
+    return attend(q, k, v, q_segment_ids, kv_segment_ids).astype(q.dtype)
 
 
 def resolve_impl(impl: str) -> str:

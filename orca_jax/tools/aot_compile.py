@@ -225,8 +225,9 @@ def create_topology(name: str, num_slices: int):
 def platform_backend(platform: str) -> Iterator[None]:
     """`jax.default_backend()` answers `platform` while the model is traced and compiled.
 
-    The model decides its attention kernel with jax.default_backend() (attention.resolve_impl
-    and splash_attention's check); on a CPU machine compiling for a TPU slice that is "cpu".
+    The model decides its attention kernel with jax.default_backend() (attention.resolve_impl;
+    splash_attention's check reads the mesh's devices when a mesh is active); on a CPU machine
+    compiling for a TPU slice that is "cpu".
     The persistent compilation cache is off meanwhile: a compile-only TPU executable cannot be
     read back without a TPU client (jax warns on every hit).
     """
@@ -418,7 +419,7 @@ def compile_decode(setup, eval_batch_size: int, max_new_tokens: int | None, plat
     mesh, rules = setup.mesh, setup.rules
     # As evaluation.runner.evaluate: the batch is rounded up to the batch mesh axes.
     batch = decoding.round_up(eval_batch_size, partitioning.mesh_axes_size(mesh, dict(rules).get("batch")))
-    config = setup.config.replace(remat_policy="none")  # as Decoder.__init__
+    config = setup.config.replace(remat_policy="none", attention_impl="xla")  # as Decoder.__init__
     if max_new_tokens is None:
         max_new_tokens = min(DEFAULT_EVAL_MAX_NEW_TOKENS, config.max_len // 4)
     prompt = config.max_len - max_new_tokens
@@ -521,8 +522,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if feeding:
         print(f"   WARNING: the trainer's feeding.host_data_shard rejects this mesh on {topology.accelerator} "
               f"({len(feeding)} of {result['hosts']} hosts), e.g. {feeding[0]}\n"
-              "   (make_mesh orders the devices for the ICI torus, so a host's batch rows are not one "
-              "contiguous block; the memory below is unaffected, but training would stop at startup)")
+              "   (the hosts' batch rows must be disjoint, equal shards of the batch; the memory below is "
+              "unaffected, but training would stop at startup)")
 
     # Analytic pre-check: the sharded train state must fit before anything is compiled.
     state_bytes = shard_bytes(setup.abstract)
@@ -615,16 +616,14 @@ def compile_failure(e: Exception, what: str, topology, tips: list[str]) -> Excep
 
 def explain_kernel_error(e: Exception, when: str) -> str:
     text = str(e)
-    if "automatically partitioned" in text or "shard_map" in text:
-        return (f"{when}: {text}\n  The Pallas splash attention kernel (attention_impl='splash', which 'auto' "
-                "selects on TPU) is called without shard_map in orca_jax/models/attention.py, and a Mosaic "
-                "kernel cannot be partitioned by XLA: on a mesh of more than one device this fails on a "
-                "real TPU too. Use model_config.overrides attention_impl='xla' until it is wrapped in shard_map.")
+    if "automatically partitioned" in text:
+        return (f"{when}: {text}\n  A Mosaic (Pallas) kernel was called outside shard_map on a mesh of more than "
+                "one device (splash attention runs in shard_map under partitioning.mesh_context: "
+                "orca_jax/models/attention.py); this fails on a real TPU too. Or use model_config.overrides "
+                "attention_impl='xla'.")
     if "splash" in text:
-        return (f"{when}: {text}\n  The trainer traces the model at init with an 8-token dummy batch "
-                "(train_state._dummy_tokens), which the splash kernel rejects (it needs lengths divisible by "
-                "128): this fails on a real TPU too. Use attention_impl='xla' until init traces the model "
-                "with attention_impl='xla' (the parameters do not depend on the kernel).")
+        return (f"{when}: {text}\n  The splash kernel needs a TPU and lengths divisible by 128; use "
+                "attention_impl='xla' for other shapes.")
     return f"{when}: {type(e).__name__}: {text}"
 
 

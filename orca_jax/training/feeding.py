@@ -16,24 +16,38 @@ from jax.sharding import NamedSharding
 from orca_jax.training.batches import Batch, BatchIterator
 
 
+def host_row_blocks(sharding: NamedSharding, global_shape: tuple[int, ...]) -> dict[int, tuple[tuple[int, int], ...]]:
+    """Per process index: the distinct `[start, stop)` row blocks its devices hold, in order."""
+    blocks: dict[int, set[tuple[int, int]]] = {}
+    for device, index in sharding.devices_indices_map(global_shape).items():
+        rows = index[0]
+        stop = global_shape[0] if rows.stop is None else rows.stop
+        blocks.setdefault(device.process_index, set()).add((rows.start or 0, stop))
+    return {process: tuple(sorted(b)) for process, b in blocks.items()}
+
+
 def host_data_shard(sharding: NamedSharding, global_shape: tuple[int, ...]) -> tuple[int, int]:
     """(shard index, shard count) of the batch rows this host's devices hold.
 
-    Hosts whose devices hold the same rows (model parallelism across hosts) get the same
-    shard and must read the same data; the data source is asked for shard i of n.
+    A host may hold several row blocks (make_mesh orders devices for the torus, not by host):
+    its rows are those blocks in order, which is how jax.make_array_from_process_local_data
+    (`to_global`) places the host's rows. Hosts holding the same blocks (model parallelism
+    across hosts) get the same shard and must read the same data; the shards, numbered by
+    their first row, are disjoint and equal. The data source is asked for shard i of n.
     """
-    slices = [idx[0] for idx in sharding.addressable_devices_indices_map(global_shape).values()]
-    start = min(s.start or 0 for s in slices)
-    stop = max(global_shape[0] if s.stop is None else s.stop for s in slices)
-    rows = stop - start
-    if global_shape[0] % rows or start % rows:
-        raise ValueError(f"this host's devices hold batch rows [{start}, {stop}) of {global_shape[0]}, "
-                         "which is not one equal shard: use a mesh whose batch axes split evenly over hosts")
-    return start // rows, global_shape[0] // rows
+    by_host = host_row_blocks(sharding, global_shape)
+    shards = sorted(set(by_host.values()))
+    mine = by_host[jax.process_index()]
+    sizes = {sum(stop - start for start, stop in shard) for shard in shards}
+    rows = sorted(row for shard in shards for start, stop in shard for row in range(start, stop))
+    if len(sizes) > 1 or rows != list(range(global_shape[0])):
+        raise ValueError(f"this host's devices hold batch rows {list(mine)} of {global_shape[0]}; the hosts' "
+                         "rows are not disjoint equal shards: use a mesh whose batch axes split evenly over hosts")
+    return shards.index(mine), len(shards)
 
 
 def to_global(batch: Batch, sharding: NamedSharding, global_batch_size: int) -> dict[str, jax.Array]:
-    """Global arrays `[global_batch, length]` from this host's rows."""
+    """Global arrays `[global_batch, length]` from this host's rows (its row blocks, in order)."""
     def one(x: np.ndarray) -> jax.Array:
         return jax.make_array_from_process_local_data(sharding, x, (global_batch_size, *x.shape[1:]))
     return {k: one(v) for k, v in batch.items()}

@@ -41,15 +41,21 @@ def _dummy_tokens(config: LlamaConfig) -> jax.Array:
     return jnp.zeros((1, min(8, config.max_len)), jnp.int32)
 
 
+def _init_model(config: LlamaConfig) -> Llama:
+    """The model that params are initialised with: the params do not depend on the attention
+    kernel, and the dummy batch is shorter than fused kernels accept (splash: multiples of 128)."""
+    return Llama(config.replace(attention_impl="xla"))
+
+
 def abstract_boxed_params(config: LlamaConfig) -> Any:
     """Shapes and logical axis names of the model's params, without allocating them."""
-    model = Llama(config)
+    model = _init_model(config)
     return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), _dummy_tokens(config)))["params"]
 
 
 def init_params(config: LlamaConfig, rng: jax.Array) -> Any:
     """Freshly initialised, unboxed params (call under jit with out_shardings)."""
-    return nn.unbox(Llama(config).init(rng, _dummy_tokens(config))["params"])
+    return nn.unbox(_init_model(config).init(rng, _dummy_tokens(config))["params"])
 
 
 def params_shardings(config: LlamaConfig, mesh: Mesh, rules: partitioning.Rules) -> Any:

@@ -152,3 +152,15 @@ def test_sharded_decoding_matches_single_device(model, greedy_b3):
     assert dec.generate(prompts, NEW).tokens == greedy_b3.tokens
     with pytest.raises(ValueError, match="not divisible"):
         _decoder(cfg, params, batch_size=3, mesh=mesh)
+
+
+def test_a_splash_trained_model_decodes_and_scores_with_the_xla_kernel(model, greedy_b3):
+    """Checkpoints record attention_impl='splash' (the pod configs); the parameter shardings and
+    the decoder trace the xla kernel (splash rejects short prompt buckets and the 1-token init)."""
+    cfg, params, prompts = model
+    splash = cfg.replace(attention_impl="splash")
+    dec = _decoder(splash, params, batch_size=8, mesh=partitioning.make_mesh((2, -1, 1)))
+    assert dec.config == cfg
+    assert dec.generate(prompts, NEW).tokens == greedy_b3.tokens
+    ps, conts = [prompts[0], prompts[3]], [[5], [6, 7]]
+    assert _decoder(splash, params).score(ps, conts) == _decoder(cfg, params).score(ps, conts)

@@ -51,6 +51,20 @@ def test_tiny_model_compiles_for_v5p_8(tmp_path, capsys):
 
 
 @needs_libtpu
+@pytest.mark.parametrize("mesh", ["(1, -1, 1)", "(1, -1, 2)"])
+def test_splash_attention_compiles_on_a_sharded_multi_host_slice(tmp_path, capsys, mesh):
+    """Splash on a 2-host v5p-16: params init off the kernel, the Mosaic kernel runs in shard_map
+    (rows over fsdp, heads over tensor; GQA), and every host can feed its (interleaved) rows."""
+    out = tmp_path / "aot.json"
+    assert aot_compile.main([*TINY, "--topology=v5p-16", f"--gin.make_mesh.mesh_shape={mesh}", "--skip_decode",
+                             "--gin.model_config.overrides={'attention_impl': 'splash', 'n_kv_heads': 2}",
+                             f"--json={out}"]) == aot_compile.FIT
+    assert "WARNING" not in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert (result["attention_impl"], result["hosts"], result["host_feeding_problems"]) == ("splash", 2, [])
+
+
+@needs_libtpu
 def test_13b_data_parallel_on_one_v5p_host_is_rejected_before_compiling(capsys):
     # Every chip would hold all 13B params + Adam moments (~146 GiB): the analytic check
     # rejects it in seconds, before any compile.
@@ -133,7 +147,7 @@ def test_pod_run_configs_parse(name, mesh):
     assert aot_compile.stage_settings("stage1") == aot_compile.StageSettings(128, 2048, 1, 58900)
     assert aot_compile.stage_settings("stage2") == aot_compile.StageSettings(128, 2048, 1, 17400)
     config = model_config()
-    assert (config.n_layers, config.attention_impl, config.remat_policy) == (40, "xla", "save_dots_no_batch")
+    assert (config.n_layers, config.attention_impl, config.remat_policy) == (40, "splash", "save_dots_no_batch")
 
 
 @needs_libtpu

@@ -15,7 +15,7 @@ from orca_jax.models import get_preset
 from orca_jax.training import checkpoints, train_state as ts
 from orca_jax.training.optimizer import make_optimizer
 
-from conftest import REPO, subprocess_env
+from trainer_testlib import REPO, subprocess_env
 
 CONFIG = get_preset("tiny")
 

@@ -10,7 +10,7 @@ import numpy as np
 from orca_jax.training import trainer
 from orca_jax.training.metrics import read_metrics
 
-from conftest import REPO, subprocess_env, train_command
+from trainer_testlib import REPO, subprocess_env, train_command
 from test_trainer import configure
 
 BINDINGS = ("run_stages.stages = ('stage1',)", "train_stage.log_data_position = True")

@@ -11,9 +11,9 @@ import time
 from orca_jax.training.batches import SyntheticBatches
 from orca_jax.training.metrics import read_metrics
 
-from conftest import REPO, run_train, subprocess_env, train_command
+from trainer_testlib import REPO, run_train, subprocess_env, train_command
 
-STEPS = 12  # STAGE1_TRAIN_STEPS in conftest.TINY_BINDINGS
+STEPS = 12  # STAGE1_TRAIN_STEPS in trainer_testlib.TINY_BINDINGS
 BINDINGS = ("run_stages.stages = ('stage1',)",
             "CheckpointConfig.save_every_steps = 3", "train_stage.log_data_position = True",
             "SyntheticBatches.delay_s = 0.1")

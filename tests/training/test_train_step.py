@@ -115,3 +115,17 @@ def test_chunked_loss_equals_full_loss(initial):
     chunked, chunked_grads = value_and_grad(LossConfig(z_loss=1e-4, chunk_size=16))
     np.testing.assert_allclose(chunked, full, rtol=1e-6)
     assert_trees_close(chunked_grads, full_grads, atol=1e-6, rtol=1e-5)
+
+
+def test_a_splash_model_state_builds_and_initialises_anywhere(initial):
+    """Params do not depend on the attention kernel: init traces the xla kernel, so a model
+    configured for splash (TPU only; lengths divisible by 128) builds its sharded state from
+    the 8-token dummy batch, with the same params."""
+    config = CONFIG.replace(attention_impl="splash")
+    mesh = partitioning.make_mesh((2, 2, 2))
+    rules = partitioning.logical_axis_rules()
+    shardings = ts.state_shardings(config, OPTIMIZER, mesh, rules)
+    assert shardings == ts.state_shardings(CONFIG, OPTIMIZER, mesh, rules)
+    ts.abstract_state(config, OPTIMIZER, shardings)
+    state = jax.device_get(ts.init_state(config, OPTIMIZER, shardings, seed=0))
+    jax.tree.map(np.testing.assert_array_equal, state.params, initial.params)

@@ -16,7 +16,7 @@ from orca_jax.training import checkpoints, trainer
 from orca_jax.training.metrics import read_metrics
 from orca_jax.training.optimizer import update_count
 
-from conftest import TINY_BINDINGS
+from trainer_testlib import TINY_BINDINGS
 
 
 def configure(model_dir, *bindings, files=("runs/tiny_cpu.gin",), tiny=True):

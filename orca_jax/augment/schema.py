@@ -12,20 +12,16 @@ from typing import Any
 
 import pyarrow as pa
 
+from orca_jax.data.sources import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from orca_jax.data.system_messages import COLLECTIONS, ID_PREFIX_TO_COLLECTION
 
 COLLECTION_TO_PREFIX: dict[str, str] = {c: p for p, c in ID_PREFIX_TO_COLLECTION.items()}
 PREFIXES: tuple[str, ...] = tuple(COLLECTION_TO_PREFIX[c] for c in COLLECTIONS)
 
-OPENORCA_FIELDS: tuple[str, ...] = ("id", "system_prompt", "question", "response")
-ROW_FIELDS: tuple[str, ...] = OPENORCA_FIELDS + (
-    "collection",
-    "teacher",
-    "system_message_id",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-)
+# The columns the data pipeline reads (OpenOrca's four, then the tool's extras), so that
+# what this tool writes is what the SeqIO tasks accept.
+OPENORCA_FIELDS: tuple[str, ...] = REQUIRED_COLUMNS
+ROW_FIELDS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 KEPT_APART_FIELDS: tuple[str, ...] = ROW_FIELDS + ("kept_apart_reason",)
 
 ROW_SCHEMA = pa.schema(

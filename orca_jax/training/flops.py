@@ -6,7 +6,14 @@ processed per second, padding included: the hardware computes on them) / (device
 
 from __future__ import annotations
 
+import os
+
 import jax
+
+# Nominal, not measured: this host's AVX-512 fp32 FMA peak (cores x 2.5 GHz x 64 FLOP/cycle),
+# split over its (simulated) CPU devices. It lets CPU runs report an MFU that compares CPU runs
+# with each other; it is not comparable to accelerator MFU.
+CPU_HOST_PEAK = (os.cpu_count() or 1) * 2.5e9 * 64
 
 # Dense bf16 peak FLOP/s per device (one chip; for TPU v4/v5p a "device" is one chip's
 # megacore), matched as a case-insensitive substring of `device.device_kind`, first match wins.
@@ -19,20 +26,19 @@ PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
     ("h200", 989e12),      # NVIDIA H200 SXM, dense
     ("h100", 989e12),      # NVIDIA H100 SXM, dense (PCIe is lower: 756e12)
     ("a100", 312e12),      # NVIDIA A100
-    ("cpu", 1e11),         # nominal, not measured: ~100 GFLOP/s per (simulated) CPU device, so
-                           # that CPU runs report a number; CPU MFU is not comparable to accelerators.
+    ("cpu", CPU_HOST_PEAK),  # nominal, see CPU_HOST_PEAK; shared by the host's CPU devices
 )
 
 
 def peak_flops_per_device(device: jax.Device | None = None) -> float | None:
     """Peak bf16 FLOP/s of `device` (default: the first device), or None if unknown."""
     device = device or jax.devices()[0]
+    if device.platform == "cpu":
+        return CPU_HOST_PEAK / len(jax.local_devices(backend="cpu"))
     kind = device.device_kind.lower()
     for key, flops in PEAK_BF16_FLOPS:
         if key in kind:
             return flops
-    if device.platform == "cpu":
-        return dict(PEAK_BF16_FLOPS)["cpu"]
     return None
 
 

@@ -29,19 +29,17 @@ DEFAULT_SEARCH_PATHS = (os.path.join(os.path.dirname(os.path.dirname(os.path.abs
                         os.getcwd())
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """Flags; every `--gin.NAME=VALUE` becomes a binding in `args.gin_bindings`."""
-    parser = argparse.ArgumentParser(prog="orca-train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+def add_gin_flags(parser: argparse.ArgumentParser) -> None:
+    """`--gin_file`, `--gin_bindings` and `--gin_search_paths` (shared by the gin entry points)."""
     parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
     parser.add_argument("--gin_bindings", action="append", default=[], help="'NAME = VALUE' (repeatable)")
     parser.add_argument("--gin_search_paths", action="append", default=None,
-                        help="where gin files and their includes are looked up (repeatable)")
-    parser.add_argument("--distributed", action="store_true", help="jax.distributed.initialize() with auto-detection")
-    parser.add_argument("--coordinator_address", default=None, help="host:port of process 0")
-    parser.add_argument("--num_processes", type=int, default=None)
-    parser.add_argument("--process_id", type=int, default=None)
-    parser.add_argument("--cpu_collectives", default=None, help="e.g. gloo, for several CPU processes")
+                        help="where gin files and their includes are looked up (repeatable; default: "
+                             "the repository's gin_configs/ and the working directory)")
+
+
+def parse_known_gin_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse `argv`; every `--gin.NAME=VALUE` left over becomes a binding in `args.gin_bindings`."""
     args, rest = parser.parse_known_args(argv)
     for flag in rest:
         match = re.fullmatch(r"--gin\.([^=]+)=(.*)", flag, re.S)
@@ -49,6 +47,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             parser.error(f"unrecognized argument {flag!r} (gin bindings are --gin.NAME=VALUE)")
         args.gin_bindings.append(f"{match.group(1)} = {gin_value(match.group(2))}")
     return args
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Flags of `python -m orca_jax.train`."""
+    parser = argparse.ArgumentParser(prog="orca-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    add_gin_flags(parser)
+    parser.add_argument("--distributed", action="store_true", help="jax.distributed.initialize() with auto-detection")
+    parser.add_argument("--coordinator_address", default=None, help="host:port of process 0")
+    parser.add_argument("--num_processes", type=int, default=None)
+    parser.add_argument("--process_id", type=int, default=None)
+    parser.add_argument("--cpu_collectives", default=None, help="e.g. gloo, for several CPU processes")
+    return parse_known_gin_args(parser, argv)
 
 
 def gin_value(text: str) -> str:

@@ -70,14 +70,11 @@ class DoesNotFit(Exception):
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    from orca_jax.train import gin_value
+    from orca_jax.train import add_gin_flags, parse_known_gin_args
 
     parser = argparse.ArgumentParser(prog="python -m orca_jax.tools.aot_compile", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
-    parser.add_argument("--gin_bindings", action="append", default=[], help="'NAME = VALUE' (repeatable)")
-    parser.add_argument("--gin_search_paths", action="append", default=None,
-                        help="where gin files are looked up (default: the repository's gin_configs/ and cwd)")
+    add_gin_flags(parser)
     parser.add_argument("--topology", required=True,
                         help="TPU slice, e.g. v5p-128, v4-256, v5litepod-256 (see orca_jax/tools/topologies.py)")
     parser.add_argument("--num_slices", type=int, default=1, help="multislice: number of slices (default 1)")
@@ -96,12 +93,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--mfu", type=float, default=DEFAULT_MFU,
                         help="model FLOPs utilisation assumed for the analytic stage times (default 0.4)")
     parser.add_argument("--json", default=None, help="also write the results as JSON to this path")
-    args, rest = parser.parse_known_args(argv)
-    for flag in rest:
-        if not flag.startswith("--gin.") or "=" not in flag:
-            parser.error(f"unrecognized argument {flag!r} (gin bindings are --gin.NAME=VALUE)")
-        name, value = flag[len("--gin."):].split("=", 1)
-        args.gin_bindings.append(f"{name} = {gin_value(value)}")
+    args = parse_known_gin_args(parser, argv)
     if not 0 <= args.min_headroom < 1:
         parser.error(f"--min_headroom={args.min_headroom}: expected a fraction in [0, 1)")
     if not 0 < args.mfu <= 1:

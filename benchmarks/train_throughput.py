@@ -62,7 +62,7 @@ sys.path.insert(0, _HERE)  # sibling benchmark modules (packing.py, _torch_peer.
 from orca_jax.data.packing import PackedStream, fill_ratio, rows_from_bins  # noqa: E402
 from orca_jax.data.preprocessors import build_example  # noqa: E402
 from orca_jax.data.synthetic import orca_like_lengths  # noqa: E402
-from orca_jax.training.flops import PEAK_BF16_FLOPS  # noqa: E402
+from orca_jax.training.flops import PEAK_BF16_FLOPS, match_peak  # noqa: E402
 from packing import _ListSource  # noqa: E402  (benchmarks/packing.py)
 
 RESULT_TAG = "@@RESULT "
@@ -72,21 +72,12 @@ ORCA_LENGTH = 2048  # the sequence length the Orca-like length distribution is c
 # ----------------------------------------------------------------------------- peaks
 
 
-def peak_for_kind(kind: str) -> tuple[str | None, float | None]:
-    """(matched key, peak bf16 FLOP/s) for a device kind string, by flops.py's substring rule."""
-    lower = kind.lower()
-    for key, flops in PEAK_BF16_FLOPS:
-        if key in lower:
-            return key, flops
-    return None, None
-
-
 def print_peak_table(override: str | None) -> None:
     print("Peak dense bf16 FLOP/s per device (orca_jax/training/flops.py; first substring match of device_kind):")
     for key, flops in PEAK_BF16_FLOPS:
         print(f"  {key:<10} {flops / 1e12:8.1f} TFLOP/s")
     if override:
-        key, flops = peak_for_kind(override)
+        key, flops = match_peak(override)
         print(f"  --device_kind_override={override!r} -> "
               + (f"{key!r} {flops / 1e12:.1f} TFLOP/s" if flops else "no match: MFU not reported"))
     print()
@@ -329,7 +320,7 @@ def complete(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
         return result
     slots = result["batch"] * args.length / result["step_s"]
     kind = args.device_kind_override or result["device_kind"]
-    _, peak = peak_for_kind(kind)
+    _, peak = match_peak(kind)
     result["slots_per_s"] = slots
     result["real_per_s"] = slots * result["fill"]
     result["peak"] = peak

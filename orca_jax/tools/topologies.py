@@ -55,6 +55,8 @@ import re
 import sys
 from typing import Any
 
+from orca_jax.training.flops import match_peak
+
 GiB = 1024**3
 
 ACCELERATOR_FLAG = "--accelerator"
@@ -77,11 +79,16 @@ class Family:
     max_chips: int
 
 
+def _peak(family: str) -> float:
+    """Peak bf16 FLOP/s per chip, from the one table in orca_jax/training/flops.py."""
+    return match_peak(family)[1]
+
+
 FAMILIES: dict[str, Family] = {
-    "v4": Family("v4", "v4", "tpu-ubuntu2204-base", 2, True, 32 * GiB, 275e12, "v4", "megacore", 3, 4096),
-    "v5p": Family("v5p", "v5p", "v2-alpha-tpuv5", 2, True, 95 * GiB, 459e12, "v5p", "megacore", 3, 8960),
-    "v5e": Family("v5e", "v5litepod", "v2-alpha-tpuv5-lite", 1, False, 16 * GiB, 197e12, "v5e", "default", 2, 256),
-    "v6e": Family("v6e", "v6e", "v2-alpha-tpuv6e", 1, False, 32 * GiB, 918e12, "v6e", "default", 2, 256),
+    "v4": Family("v4", "v4", "tpu-ubuntu2204-base", 2, True, 32 * GiB, _peak("v4"), "v4", "megacore", 3, 4096),
+    "v5p": Family("v5p", "v5p", "v2-alpha-tpuv5", 2, True, 95 * GiB, _peak("v5p"), "v5p", "megacore", 3, 8960),
+    "v5e": Family("v5e", "v5litepod", "v2-alpha-tpuv5-lite", 1, False, 16 * GiB, _peak("v5e"), "v5e", "default", 2, 256),
+    "v6e": Family("v6e", "v6e", "v2-alpha-tpuv6e", 1, False, 32 * GiB, _peak("v6e"), "v6e", "default", 2, 256),
 }
 
 # Accepted spellings of the family part of a name -> canonical family.

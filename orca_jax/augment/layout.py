@@ -6,8 +6,10 @@ OUT/
   manifest.meta.json      sampling parameters and counts; its presence commits the manifest
   run_config.json         teacher settings of the runs (API key env var NAME only)
   data/part-RRRRR-SSSSS.jsonl   training rows (append-only; run R, shard S)
+  data/quarantine/part-...jsonl damaged or torn lines removed from that shard on resume
   kept_apart.jsonl        rows not for training: finish_reason length, content filter, ...
   failures.jsonl          permanent failures, one record per failed attempt-series
+  quarantine/*.jsonl      damaged or torn lines removed from kept_apart/failures
   report.json             counts, failures by reason, tokens, estimated cost
   final/                  Parquet written by `finalize`
   .lock                   held (flock) by a running `run`

@@ -164,8 +164,7 @@ async def run_async(
     """Process the pending queries of `layout` (the folder must hold a manifest)."""
     with layout.lock():
         meta = load_meta(layout)
-        repair_outputs(layout)
-        state = scan_outputs(layout, meta)
+        state = scan_outputs(layout, meta, repair_outputs(layout))
         already_done, failed = state.done_count, state.failed_count
         skipped_failed = 0 if options.retry_failures else failed
         todo = meta.rows - already_done - skipped_failed

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -63,15 +64,21 @@ class OutputState:
         return int(sum(int((self.failed[p] & ~self.done[p]).sum()) for p in self.failed))
 
 
-def repair_outputs(layout: OutputLayout) -> None:
-    """Cut torn last lines left by a killed run; drop empty shards. Hold the lock first."""
+def repair_outputs(layout: OutputLayout) -> dict[Path, tuple[str, ...]]:
+    """Quarantine torn and damaged lines (full parse); drop empty shards. Hold the lock first.
+
+    Returns the ids of the good lines of every data shard and the kept-apart file, so
+    `scan_outputs` need not parse them again.
+    """
+    ids: dict[Path, tuple[str, ...]] = {}
     for shard in layout.data_shards():
         if shard.stat().st_size == 0:
             shard.unlink()
             continue
-        repair_jsonl(shard)
-    for path in (layout.kept_apart, layout.failures):
-        repair_jsonl(path)
+        ids[shard] = repair_jsonl(shard).ids
+    ids[layout.kept_apart] = repair_jsonl(layout.kept_apart).ids
+    repair_jsonl(layout.failures)
+    return ids
 
 
 def _mark(state: OutputState, bitmaps: dict[str, np.ndarray], ids: Iterable[str], count_duplicates: bool) -> int:
@@ -93,13 +100,18 @@ def _mark(state: OutputState, bitmaps: dict[str, np.ndarray], ids: Iterable[str]
     return seen
 
 
-def scan_outputs(layout: OutputLayout, meta: ManifestMeta) -> OutputState:
-    """Read every finished row's id and every failure record."""
+def scan_outputs(layout: OutputLayout, meta: ManifestMeta, ids: Mapping[Path, Iterable[str]] | None = None) -> OutputState:
+    """Read every finished row's id (or take them from `ids`, as `repair_outputs` returns) and every failure record."""
     state = OutputState(done=_bitmaps(meta.id_space), failed=_bitmaps(meta.id_space))
+    ids = ids or {}
+
+    def ids_of(path: Path) -> Iterable[str]:
+        return ids[path] if path in ids else iter_ids(path)
+
     for shard in layout.data_shards():
-        state.data_rows += _mark(state, state.done, iter_ids(shard), count_duplicates=True)
+        state.data_rows += _mark(state, state.done, ids_of(shard), count_duplicates=True)
     if layout.kept_apart.exists():
-        state.kept_apart_rows = _mark(state, state.done, iter_ids(layout.kept_apart), count_duplicates=True)
+        state.kept_apart_rows = _mark(state, state.done, ids_of(layout.kept_apart), count_duplicates=True)
     latest: dict[str, str] = {}
     if layout.failures.exists():
         for record in iter_rows(layout.failures):

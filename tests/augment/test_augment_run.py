@@ -184,3 +184,32 @@ def test_cli_sample_run_report_finalize(tmp_path, fake_teacher, api_key_env, cap
     assert main(["sample", "--out-dir", str(tmp_path / "q"), "--input", str(source), "--quota", "cot=5", "--size-factor", "1e-4"]) == 0
     assert "{'cot': 5, 'niv2': 44, 't0': 200, 'flan2021': 250}" in capsys.readouterr().out
     assert main(["run", "--out-dir", str(tmp_path / "empty"), "--base-url", server.base_url, "--model", "m", "--api-key-env", api_key_env]) == 1
+
+
+@pytest.mark.parametrize("damage", ["invalid_utf8", "cut_in_half"])
+def test_damaged_line_mid_shard_is_quarantined_and_asked_again(tmp_path, fake_teacher, teacher_config, api_key, damage):
+    source = write_synthetic_flan(tmp_path / "flan.jsonl")
+    layout = OutputLayout.at(tmp_path / "out")
+    total = sample_manifest([source], layout, SamplingSpec(size_factor=1e-4)).rows
+    server = fake_teacher(latency_s=0.0)
+    config = teacher_config(server.base_url)
+    assert run_augmentation(layout, config, Secret(api_key), OPTIONS).ok
+    shard = layout.data_shards()[0]
+    lines = shard.read_bytes().splitlines(keepends=True)
+    victim = lines[len(lines) // 2]
+    victim_id = json.loads(victim)["id"]
+    broken = victim[:40] + b"\xff\xfe" + victim[42:] if damage == "invalid_utf8" else victim[: len(victim) // 2] + b"\n"
+    shard.write_bytes(b"".join(lines[: len(lines) // 2]) + broken + b"".join(lines[len(lines) // 2 + 1 :]))
+    with pytest.raises(IncompleteOutput, match="1 queries pending"):
+        finalize(layout)  # finalize sees the damage too (and quarantines it)
+    requests_before = server.stats["requests"]
+    summary = run_augmentation(layout, config, Secret(api_key), OPTIONS)
+    assert summary.ok and summary.queued == 1 and server.stats["requests"] == requests_before + 1
+    report = finalize(layout)
+    assert report["complete"] and report["totals"]["rows"] == total
+    ids = [row["id"] for row in _outcomes(layout)[0]]
+    assert len(ids) == len(set(ids)) == total and victim_id in ids
+    quarantined = (shard.parent / "quarantine" / shard.name).read_bytes()
+    assert quarantined == broken  # nothing lost
+    table = pq.read_table(layout.final_dir / "train-00000-of-00001.parquet")
+    assert table.num_rows == total and len(set(table.column("id").to_pylist())) == total

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from orca_jax.augment.jsonl_store import AppendOnlyJsonl, encode_line, iter_ids, iter_rows, repair_jsonl
+from orca_jax.augment.jsonl_store import AppendOnlyJsonl, encode_line, iter_ids, iter_rows, quarantine_path, repair_jsonl
 from orca_jax.augment.layout import OutputLayout, OutputLocked
 from orca_jax.augment.manifest import load_meta
 from orca_jax.augment.sampling import SamplingSpec, sample_manifest
@@ -46,14 +46,34 @@ def test_torn_file_with_no_complete_line(tmp_path):
     assert repair_jsonl(path).torn_bytes == 21 and path.read_bytes() == b""
 
 
-def test_invalid_complete_last_line_is_dropped(tmp_path):
+def test_invalid_complete_last_line_is_quarantined(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_bytes(b"".join(_rows(2)) + b'{"id": "niv.9", "x": \n')
     assert repair_jsonl(path).bad_lines == 1
     assert list(iter_ids(path)) == ["niv.0", "niv.1"]
-    path.write_bytes(b"".join(_rows(1)) + b"garbage\n" + b"".join(_rows(1, start=1)))
-    assert repair_jsonl(path, check_all_lines=True).bad_lines == 1
-    assert [json.loads(line)["id"] for line in path.read_bytes().splitlines()] == ["niv.0", "niv.1"]
+    assert quarantine_path(path).read_bytes() == b'{"id": "niv.9", "x": \n'
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda line: line[:30] + b"\xff\xfe" + line[32:],  # invalid UTF-8, id prefix intact
+        lambda line: line[: len(line) // 2] + b"\n",  # cut in half, id prefix intact
+    ],
+    ids=["invalid_utf8", "cut_in_half"],
+)
+def test_damaged_line_in_the_middle_is_found_and_quarantined(tmp_path, damage):
+    path = tmp_path / "a.jsonl"
+    lines = _rows(5)
+    damaged = damage(lines[2])
+    assert damaged.startswith(b'{"id": "niv.2"')  # a prefix match would call it done
+    path.write_bytes(b"".join(lines[:2]) + damaged + b"".join(lines[3:]))
+    assert list(iter_ids(path)) == ["niv.0", "niv.1", "niv.3", "niv.4"]
+    result = repair_jsonl(path)
+    assert result.bad_lines == 1 and result.ids == ("niv.0", "niv.1", "niv.3", "niv.4")
+    assert path.read_bytes() == b"".join(lines[:2] + lines[3:])
+    assert quarantine_path(path).read_bytes() == damaged  # nothing lost
+    assert not repair_jsonl(path).changed
 
 
 def test_lock_is_exclusive(tmp_path):

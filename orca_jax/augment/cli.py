@@ -23,8 +23,10 @@ Example (FLAN-5M with ChatGPT, then FLAN-1M with GPT-4):
   orca-augment run --out-dir out/flan1m --base-url https://api.openai.com/v1 --model gpt-4
   orca-augment finalize --out-dir out/flan5m --price-prompt-per-1k 0.0015 --price-completion-per-1k 0.002
 
-Exit status: 0 done (failures, if any, are recorded), 1 error (including a fatal
-endpoint error such as a rejected key), 2 bad arguments, 130 interrupted.
+Exit status: 0 done; 1 error (including a fatal endpoint error: a rejected key, or an
+endpoint that refuses every connection); 2 bad arguments; 3 `run` finished but some
+queries failed permanently (recorded in failures.jsonl; ask them again with
+--retry-failures, or pass --allow-failures to exit 0); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from orca_jax.data.system_messages import COLLECTIONS
 
 log = logging.getLogger("orca_jax.augment")
 
-EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_ERROR, EXIT_FAILURES, EXIT_INTERRUPTED = 0, 1, 3, 130
 
 
 def _quota(text: str) -> tuple[str, int]:
@@ -114,7 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backoff-base", type=float, default=1.0, help="seconds; doubled per retry, jittered")
     run.add_argument("--backoff-max", type=float, default=60.0)
     run.add_argument("--max-retry-after", type=float, default=600.0, help="cap on a server's Retry-After, seconds")
+    run.add_argument(
+        "--max-connection-errors", type=int, default=5,
+        help="stop (exit 1) after this many connection errors in a row before any request succeeded; 0 never stops",
+    )
     run.add_argument("--retry-failures", action="store_true", help="ask again the queries that failed in earlier runs")
+    run.add_argument("--allow-failures", action="store_true", help="exit 0 even if some queries failed permanently")
     run.add_argument("--limit", type=int, help="ask at most this many queries in this run")
     run.add_argument("--shard-rows", type=int, default=100_000, help="rows per data shard")
     run.add_argument("--flush-interval", type=float, default=0.5, help="seconds between group commits")
@@ -165,6 +172,7 @@ def _teacher_config(args: argparse.Namespace) -> TeacherConfig:
         backoff_base_s=args.backoff_base,
         backoff_max_s=args.backoff_max,
         max_retry_after_s=args.max_retry_after,
+        max_connection_errors=args.max_connection_errors,
     )
 
 
@@ -221,11 +229,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = run_augmentation(layout, config, api_key, options)
     w = summary.written
     log.info("this run: %d rows, %d kept apart, %d failed (%d queued)", w.rows, w.kept_apart, w.failures, summary.queued)
-    _print_report(layout, args)
+    report = _print_report(layout, args)
     if summary.fatal_error:
         log.error("the run stopped: %s", summary.fatal_error)
         return EXIT_ERROR
-    return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    failed = report["totals"]["failed"]
+    if failed and not args.allow_failures:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(report["failures_by_reason"].items()))
+        log.error(
+            "%d queries failed permanently (%s; see %s): ask them again with --retry-failures, "
+            "or pass --allow-failures to exit 0", failed, reasons, layout.failures,
+        )
+        return EXIT_FAILURES
+    return EXIT_OK
 
 
 def _cmd_finalize(args: argparse.Namespace) -> int:

@@ -182,7 +182,7 @@ async def run_async(
         record_run(layout, config, run_index, asdict(options), options.allow_teacher_change)
         progress = Progress(todo, use_tqdm=options.use_tqdm, interval_s=options.progress_interval_s)
         writer = OutputWriter(layout, run_index, config.name, options.shard_rows)
-        async with TeacherClient(config, api_key, transport=transport) as client:
+        async with TeacherClient(config, api_key, transport=transport, on_attempt_error=progress.attempt_failed) as client:
             job = _Run(layout, client, writer, state, options, progress)
             stop_flushing = asyncio.Event()
             flusher = asyncio.create_task(job.flush_periodically(stop_flushing))

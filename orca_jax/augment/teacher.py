@@ -6,6 +6,13 @@ on 429 (honouring Retry-After / retry-after-ms), 5xx, 408/409, timeouts and conn
 errors, and a bounded number of times on malformed 200 bodies. 401, 403 and 404 mean the
 endpoint, model or key is wrong for every query: they raise `FatalTeacherError`.
 
+Circuit breaker: while no request has succeeded yet, `max_connection_errors` connection
+errors in a row (refused, reset, DNS, connect timeout; counted over all concurrent
+requests) also raise `FatalTeacherError`, naming the endpoint: an unreachable server
+stops the run in seconds instead of costing every query its whole backoff. Once one
+request has succeeded, connection errors are retried as usual (a server restarting).
+`on_attempt_error(kind)` is called for every failed attempt, as it happens (progress).
+
 Failure reasons: `rate_limited`, `server_error`, `timeout`, `connection_error`,
 `malformed_response`, `http_<status>` (any other 4xx). The API key is read from the
 environment variable named by `api_key_env`; it travels only in the Authorization header
@@ -18,6 +25,7 @@ import asyncio
 import os
 import random
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -75,10 +83,13 @@ class TeacherConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     max_retry_after_s: float = 600.0
+    max_connection_errors: int = 5  # with no success yet; 0 disables the circuit breaker
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.max_connection_errors < 0:
+            raise ValueError("max_connection_errors must be >= 0 (0 disables the circuit breaker)")
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(scrub(f"base URL must start with http:// or https://, got {self.base_url!r}"))
 
@@ -123,8 +134,12 @@ class TeacherClient:
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        on_attempt_error: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self.successes = 0
+        self.connection_errors_in_a_row = 0
+        self._on_attempt_error = on_attempt_error
         self._api_key = api_key
         self.limiter = limiter or RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self._transport = transport
@@ -171,6 +186,19 @@ class TeacherClient:
         finally:
             self._busy[pool] -= 1
 
+    def _trip_if_unreachable(self, detail: str) -> None:
+        """Raise FatalTeacherError after too many connection errors in a row with no success yet."""
+        self.connection_errors_in_a_row += 1
+        limit = self.config.max_connection_errors
+        if limit and not self.successes and self.connection_errors_in_a_row >= limit:
+            if self._on_attempt_error is not None:
+                self._on_attempt_error("connection_error")
+            raise FatalTeacherError(
+                f"cannot reach the teacher endpoint {scrub(self.config.base_url)}: {self.connection_errors_in_a_row} "
+                f"connection errors in a row and no successful request ({detail}); check --base-url and that the "
+                "server is up (--max-connection-errors 0 disables this check)"
+            )
+
     def payload(self, system_prompt: str, question: str) -> dict[str, Any]:
         """The request body; an empty system message (paper's #1) sends no system turn."""
         messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -200,6 +228,9 @@ class TeacherClient:
             status: int | None = None
             try:
                 response = await self._post(body)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                kind, detail = "connection_error", describe_exception(exc)
+                self._trip_if_unreachable(detail)
             except httpx.TimeoutException as exc:
                 kind, detail = "timeout", describe_exception(exc)
             except httpx.DecodingError as exc:  # a body that cannot be decoded is malformed
@@ -207,6 +238,7 @@ class TeacherClient:
             except httpx.RequestError as exc:  # connection refused/reset/dropped, protocol errors
                 kind, detail = "connection_error", describe_exception(exc)
             else:
+                self.connection_errors_in_a_row = 0
                 status = response.status_code
                 if status == 200:
                     try:
@@ -214,6 +246,7 @@ class TeacherClient:
                     except MalformedResponse as exc:
                         kind, detail, malformed = "malformed_response", scrub(str(exc)), malformed + 1
                     else:
+                        self.successes += 1
                         used = (completion.prompt_tokens or 0) + (completion.completion_tokens or 0)
                         self.limiter.settle(estimate, used if completion.completion_tokens is not None else None)
                         return completion
@@ -231,6 +264,8 @@ class TeacherClient:
                     return Completion("", "content_filter", None, None, KEPT_CONTENT_FILTER)
                 else:
                     return Failure(f"http_{status}", _snippet(response), attempts, status)
+            if self._on_attempt_error is not None:
+                self._on_attempt_error(kind)
             if kind == "rate_limited":
                 rate_limited += 1
                 exhausted = rate_limited > cfg.max_rate_limit_retries

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -213,3 +216,40 @@ def test_damaged_line_mid_shard_is_quarantined_and_asked_again(tmp_path, fake_te
     assert quarantined == broken  # nothing lost
     table = pq.read_table(layout.final_dir / "train-00000-of-00001.parquet")
     assert table.num_rows == total and len(set(table.column("id").to_pylist())) == total
+
+
+def _refused_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_cli_unreachable_endpoint_stops_fast_naming_it(tmp_path, api_key, api_key_env, caplog):
+    source = write_synthetic_flan(tmp_path / "flan.jsonl")
+    url = _refused_url()
+    out = str(tmp_path / "out")
+    args = ["run", "--out-dir", out, "--input", str(source), "--size-factor", "1e-4", "--base-url", url, "--model", "m",
+            "--api-key-env", api_key_env, "--concurrency", "1", "--backoff-base", "0.05", "--max-connection-errors", "3",
+            "--max-retries", "50", "--no-progress-bar", "--progress-interval", "0"]
+    start = time.monotonic()
+    with caplog.at_level(logging.INFO):
+        assert main(args) == 1
+    assert time.monotonic() - start < 10  # 50 retries with backoff would take minutes
+    text = caplog.text
+    assert f"cannot reach the teacher endpoint {url}" in text and api_key not in text
+    assert "failed attempts 3 (connection_error 3)" in text  # progress counted them as they happened
+    assert not (tmp_path / "out" / "failures.jsonl").exists()  # nothing recorded as failed: all asked again later
+
+
+def test_cli_exit_status_when_queries_failed(tmp_path, fake_teacher, api_key_env, caplog):
+    source = write_synthetic_flan(tmp_path / "flan.jsonl", markers={BAD_REQUEST_MARKER: 3})
+    server = fake_teacher()
+    out = str(tmp_path / "out")
+    args = ["run", "--out-dir", out, "--input", str(source), "--size-factor", "1e-4", "--base-url", server.base_url,
+            "--model", "fake-teacher", "--api-key-env", api_key_env, "--flush-interval", "0.05", "--no-progress-bar"]
+    with caplog.at_level(logging.ERROR):
+        assert main(args) == 3
+    assert "1 queries failed permanently (http_400 1;" in caplog.text and "--allow-failures" in caplog.text
+    assert main([*args, "--allow-failures"]) == 0  # nothing left to ask; the failures are accepted
+    assert main([*args, "--retry-failures"]) == 3  # asked again, failed again

@@ -89,6 +89,42 @@ def test_connection_refused_is_a_connection_error(ask, teacher_config):
     assert isinstance(result, Failure) and result.reason == "connection_error" and result.attempts == 2
 
 
+def _refused_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_unreachable_endpoint_trips_the_circuit_breaker(ask, teacher_config, api_key):
+    url = _refused_url()
+    config = teacher_config(url, max_retries=50, backoff_base_s=0.01, backoff_max_s=0.02, max_connection_errors=4, concurrency=2)
+    start = time.monotonic()
+    with pytest.raises(FatalTeacherError) as caught:
+        ask(config, _questions(3))
+    assert time.monotonic() - start < 5  # 50 retries per query would not stop for long
+    message = str(caught.value)
+    assert url in message and "4 connection errors in a row" in message and api_key not in message
+
+
+def test_circuit_breaker_is_off_once_a_request_succeeded(fake_teacher, teacher_config, api_key):
+    server = fake_teacher()
+    config = teacher_config(server.base_url, max_retries=5, max_connection_errors=2)
+    kinds: list[str] = []
+
+    async def scenario():
+        async with TeacherClient(config, Secret(api_key), on_attempt_error=kinds.append) as client:
+            first = await client.complete(SYSTEM, "Question: up?")
+            server.stop()  # the server goes away after a success: retried, not fatal
+            second = await client.complete(SYSTEM, "Question: down?")
+            return first, second, client.successes
+
+    first, second, successes = asyncio.run(scenario())
+    assert first.for_training and successes == 1
+    assert isinstance(second, Failure) and second.reason == "connection_error" and second.attempts == 6
+    assert kinds == ["connection_error"] * 6  # every failed attempt reported as it happens
+
+
 def test_malformed_json_is_retried_a_bounded_number_of_times(ask, fake_teacher, teacher_config):
     server = fake_teacher(faults=FaultConfig(rate_malformed=1.0, max_faults_per_query=2))
     results = ask(teacher_config(server.base_url, max_malformed_retries=2), _questions(4))

@@ -20,6 +20,13 @@ which balances exactly. Both ways the hosts' shards are disjoint and cover every
 
 Readers yield raw rows as dicts, or `BadRow(reason)` for lines that are not valid
 UTF-8 / JSON objects; field validation happens in `rows.py`.
+
+Damaged files: a 0-byte file (an interrupted upload or copy) holds no rows, so it is
+skipped with a warning naming it and reported in the data summary (nothing is lost). A
+non-empty file that cannot be read as what its name says (a Parquet file without a
+valid footer, a page that does not decode, a truncated .gz) stops the pipeline with a
+`DataFileError` naming the file, and the row group / row where known: skipping it would
+silently drop its rows.
 """
 
 from __future__ import annotations
@@ -29,10 +36,14 @@ import gzip
 import heapq
 import io
 import json
+import zlib
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from orca_jax.data import fileio
+
+logger = logging.getLogger(__name__)
 
 # OpenOrca columns (required) and the augmentation tool's optional extras.
 REQUIRED_COLUMNS = ("id", "system_prompt", "question", "response")
@@ -57,6 +68,16 @@ class BadRow:
 
 
 RawRow = dict[str, Any] | BadRow
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read; the message names the file (and the row where known)."""
+
+
+def _arrow_errors() -> tuple[type[BaseException], ...]:
+    import pyarrow as pa
+
+    return (pa.ArrowException, OSError)
 
 
 def file_format(path: str) -> str:
@@ -113,20 +134,29 @@ def list_units(
     units: list[Unit] = []
     for path in paths:
         fmt = file_format(path)
+        size = fileio.file_size(path)
+        if size == 0:
+            logger.warning("%s is empty (0 bytes): skipped; it holds no rows", path)
+            continue
         if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            metadata = pq.ParquetFile(fileio.parquet_source(path)).metadata
-            for g in range(metadata.num_row_groups):
-                units.append(Unit(path, fmt, g, 0, metadata.row_group(g).num_rows))
+            units.extend(_parquet_units(path))
+        elif path.lower().endswith(".gz"):
+            units.append(Unit(path, fmt, 0, 0, size))
         else:
-            size = fileio.file_size(path)
-            if path.lower().endswith(".gz") or size == 0:
-                units.append(Unit(path, fmt, 0, 0, size))
-                continue
             for b, start in enumerate(range(0, size, jsonl_block_bytes)):
                 units.append(Unit(path, fmt, b, start, min(start + jsonl_block_bytes, size)))
     return units
+
+
+def _parquet_units(path: str) -> list[Unit]:
+    """One unit per row group, from the footer; DataFileError naming the file if unreadable."""
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.ParquetFile(fileio.parquet_source(path)).metadata
+    except _arrow_errors() as exc:
+        raise DataFileError(f"{path}: not a readable Parquet file ({exc}); replace or remove it") from exc
+    return [Unit(path, "parquet", g, 0, metadata.row_group(g).num_rows) for g in range(metadata.num_row_groups)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,12 +204,29 @@ def iter_unit_rows(
     if unit.format == "parquet":
         yield from _iter_parquet_rows(unit, start_row, batch_rows, offset, stride)
     else:
-        for index, line in enumerate(_iter_jsonl_lines(unit, start_row), start=start_row):
-            yield parse_json_line(line) if index % stride == offset else None
+        index = start_row
+        try:
+            for index, line in enumerate(_iter_jsonl_lines(unit, start_row), start=start_row):
+                yield parse_json_line(line) if index % stride == offset else None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataFileError(
+                f"{unit.path}: unreadable after row {index} of block {unit.index} ({exc}); replace or remove the file"
+            ) from exc
 
 
 def _iter_parquet_rows(
     unit: Unit, start_row: int, batch_rows: int, offset: int = 0, stride: int = 1
+) -> Iterator[RawRow | None]:
+    import pyarrow.parquet as pq
+
+    try:
+        yield from _iter_parquet_rows_unchecked(unit, start_row, batch_rows, offset, stride)
+    except _arrow_errors() as exc:
+        raise DataFileError(f"{unit.path}: row group {unit.index} could not be read ({exc}); replace or remove the file") from exc
+
+
+def _iter_parquet_rows_unchecked(
+    unit: Unit, start_row: int, batch_rows: int, offset: int, stride: int
 ) -> Iterator[RawRow | None]:
     import pyarrow.parquet as pq
 
@@ -201,11 +248,6 @@ def _iter_parquet_rows(
             for i in range(first, n):
                 yield next(decoded) if (seen + i) % stride == offset else None
         seen += n
-
-
-def _iter_jsonl_rows(unit: Unit, start_row: int) -> Iterator[RawRow]:
-    for line in _iter_jsonl_lines(unit, start_row):
-        yield parse_json_line(line)
 
 
 def _iter_jsonl_lines(unit: Unit, start_row: int = 0) -> Iterator[bytes]:
@@ -235,8 +277,17 @@ def _iter_jsonl_lines(unit: Unit, start_row: int = 0) -> Iterator[bytes]:
             row += 1
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def parse_json_line(line: bytes) -> RawRow:
-    """One JSONL line -> dict, or BadRow('invalid_utf8' | 'malformed_json')."""
+    """One JSONL line -> dict, or BadRow('invalid_utf8' | 'malformed_json').
+
+    A UTF-8 byte-order mark at the start of the line (editors put one at the start of a
+    file; `cat` of such files puts them mid-file) is not part of the row and is dropped.
+    """
+    if line.startswith(UTF8_BOM):
+        line = line[len(UTF8_BOM) :]
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -253,17 +304,24 @@ def parse_json_line(line: bytes) -> RawRow:
 def iter_unit_ids(unit: Unit, batch_rows: int = 8192) -> Iterator[Any]:
     """The `id` field of every row of a unit (None where absent); Parquet reads only that column."""
     if unit.format == "parquet":
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(fileio.parquet_source(unit.path))
-        if "id" not in pf.schema_arrow.names:
-            yield from [None] * unit.end
-            return
-        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[unit.index], columns=["id"]):
-            yield from batch.column(0).to_pylist()
+        try:
+            yield from _iter_parquet_ids(unit, batch_rows)
+        except _arrow_errors() as exc:
+            raise DataFileError(f"{unit.path}: row group {unit.index} could not be read ({exc}); replace or remove the file") from exc
     else:
-        for row in _iter_jsonl_rows(unit, 0):
+        for row in iter_unit_rows(unit, 0):
             yield row.get("id") if isinstance(row, dict) else None
+
+
+def _iter_parquet_ids(unit: Unit, batch_rows: int) -> Iterator[Any]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(fileio.parquet_source(unit.path))
+    if "id" not in pf.schema_arrow.names:
+        yield from [None] * unit.end
+        return
+    for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[unit.index], columns=["id"]):
+        yield from batch.column(0).to_pylist()
 
 
 def write_rows(path: str, rows: Sequence[dict[str, Any]], *, row_group_size: int = 1000) -> None:

@@ -199,3 +199,59 @@ def test_parquet_missing_and_mistyped_columns(tmp_path):
     assert got == [rows.MISSING_FIELD, rows.MISSING_FIELD]
     pq.write_table(pa.table({"id": ["cot.1"], "system_prompt": [""], "question": ["a"], "response": [1]}), path)
     assert [rows.validate_row(r, teacher="t") for r in _read_all(sources.list_units([path]))] == [rows.NON_STRING_FIELD]
+
+
+@pytest.mark.parametrize("block", [16, 1 << 20])
+def test_utf8_bom_does_not_cost_the_first_row(tmp_path, block):
+    data = make_rows(5)
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(sources.UTF8_BOM + "".join(json.dumps(r) + "\n" for r in data).encode())
+    got = _read_all(sources.list_units([str(path)], jsonl_block_bytes=block))
+    assert [r["id"] for r in got] == [r["id"] for r in data]  # no BadRow('malformed_json') first
+    assert [rows.validate_row(r, teacher="t").id for r in got] == [r["id"] for r in data]
+
+
+@pytest.mark.parametrize("ext", ["parquet", "jsonl"])
+def test_zero_byte_file_is_skipped_with_a_warning_naming_it(tmp_path, ext, caplog):
+    good = str(tmp_path / f"a.{ext}")
+    sources.write_rows(good, make_rows(10), row_group_size=4)
+    empty = tmp_path / f"b.{ext}"
+    empty.write_bytes(b"")
+    units = sources.list_units([good, str(empty)])
+    assert {u.path for u in units} == {good}
+    assert [r["id"] for r in _read_all(units)] == [r["id"] for r in make_rows(10)]
+    assert f"{empty} is empty (0 bytes): skipped" in caplog.text
+
+
+def test_corrupt_parquet_fails_naming_the_file(tmp_path):
+    path = tmp_path / "bad.parquet"
+    sources.write_rows(str(path), make_rows(10))
+    path.write_bytes(path.read_bytes()[:-20])  # footer cut off
+    with pytest.raises(sources.DataFileError, match=f"{path}: not a readable Parquet file"):
+        sources.list_units([str(path)])
+
+
+def test_damaged_parquet_page_fails_naming_file_and_row_group(tmp_path):
+    path = tmp_path / "bad.parquet"
+    sources.write_rows(str(path), make_rows(200), row_group_size=100)
+    (first, second) = sources.list_units([str(path)])
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(str(path)).metadata.row_group(1).column(0)
+    data = bytearray(path.read_bytes())
+    start = meta.data_page_offset
+    data[start : start + 64] = b"\x00" * 64  # garbage over the page header of row group 1
+    path.write_bytes(bytes(data))
+    assert len(list(sources.iter_unit_rows(first))) == 100
+    with pytest.raises(sources.DataFileError, match=f"{path}: row group 1 could not be read"):
+        list(sources.iter_unit_rows(second))
+
+
+def test_truncated_gzip_fails_naming_the_file(tmp_path):
+    path = tmp_path / "a.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in make_rows(400))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    (unit,) = sources.list_units([str(path)])
+    with pytest.raises(sources.DataFileError, match=f"{path}: unreadable after row"):
+        list(sources.iter_unit_rows(unit))

@@ -162,3 +162,19 @@ def parquet_source(path: str):
         return path
     fs, inner = _filesystem(path)
     return fs.open_input_file(inner)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a small text file (local: via a temporary file and rename, so readers never see half of it)."""
+    data = text.encode("utf-8")
+    if not is_uri(path):
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return
+    fs, inner = _filesystem(path)
+    with fs.open_output_stream(inner) as f:
+        f.write(data)

@@ -5,13 +5,18 @@
     state = it.state_dict()                 # small JSON-serializable dict
     it.load_state_dict(state)               # the next batches are those that followed `state`
     it.stats()                              # counters: rows read, bad rows by reason, ...
+    it.data_summary()                       # the same per file; it.write_data_summary(run_dir)
 
 Stages, all in this process and without TensorFlow (tasks are looked up in
 `orca_jax.data.registry`, which `import tasks` fills):
 
-  per task: this host's read units (disjoint across hosts, covering the data)
-     -> ShardReader (validate rows, count bad ones)   -> TaskExampleStream
-        (shuffle window, render chat prompt, tokenize, truncate)
+  per task: this host's read units (disjoint across hosts, covering the data; 0-byte
+     files skipped and reported, unreadable ones an error naming the file)
+     -> ShardReader (validate rows, count bad ones per file; drop and count rows whose
+        id already came earlier in the task's files: each id is trained once)
+     -> TaskExampleStream
+        (shuffle window, render chat prompt, tokenize; an over-long prompt is shortened
+        keeping the chat header, else the row is dropped: responses are never cut)
   -> MixtureStream (rates) -> PackedStream (best-fit-decreasing per window)
   -> BatchIterator (host batches; a last partial batch is filled with padding rows)
 
@@ -36,10 +41,10 @@ from typing import Any
 import gin
 import numpy as np
 
-from orca_jax.data import registry, sources
+from orca_jax.data import fileio, registry, sources
 from orca_jax.data.packing import PackedStream, rows_from_bins
 from orca_jax.data.prefetch import Prefetcher
-from orca_jax.data.preprocessors import DROP_REASONS, ExamplePreprocessor
+from orca_jax.data.preprocessors import DROP_REASONS, PROMPT_TRUNCATED, ExamplePreprocessor
 from orca_jax.data.rows import BAD_ROW_REASONS, validate_row
 from orca_jax.data.streams import MixtureStream, ShardReader, TaskExampleStream, derive_int_seed
 from orca_jax.data.tokenizer import Tokenizer
@@ -51,8 +56,7 @@ PACKING_DEFAULTS: dict[str, Any] = {
     "pack": True,  # False: one example per row (e.g. for per-example evaluation).
     "pack_window": 2048,  # Examples per best-fit-decreasing window.
     "shuffle_window": 10_000,  # Rows per shuffle window, per task.
-    "min_response_tokens": 16,  # Response tokens (incl. EOS) a truncation keeps.
-    "min_prompt_tokens": 16,  # Prompt tokens a truncation keeps, else the example is dropped.
+    "min_prompt_tokens": 16,  # Question tokens a truncation keeps, else the row is dropped (response_too_long).
     "template": None,  # Chat template; None: render_prompt's gin default ('chatml').
     "jsonl_block_bytes": sources.DEFAULT_JSONL_BLOCK_BYTES,
     "read_batch_rows": sources.DEFAULT_BATCH_ROWS,
@@ -60,6 +64,10 @@ PACKING_DEFAULTS: dict[str, Any] = {
     "prefetch": 2,  # Batches prepared ahead in a background thread; 0 = synchronous.
 }
 _NOT_IN_STATE = ("tokenizer_threads", "prefetch")  # Settings a restore may change.
+_RETIRED_OPTIONS = {
+    "min_response_tokens": "responses are never cut any more: an over-long prompt is shortened, else the row is dropped",
+}
+DATA_SUMMARY_FILE = "data_summary.json"
 
 
 @functools.lru_cache(maxsize=8)
@@ -72,8 +80,15 @@ class _BatchMaker:
     """Synchronous core of BatchIterator: packs host batches and tracks counters and state."""
 
     def __init__(
-        self, packed: PackedStream, mixture: MixtureStream, host_batch_size: int, sequence_length: int, pad_id: int
+        self,
+        packed: PackedStream,
+        mixture: MixtureStream,
+        host_batch_size: int,
+        sequence_length: int,
+        pad_id: int,
+        files_without_rows: tuple[str, ...] = (),
     ):
+        self._files_without_rows = files_without_rows
         self._packed = packed
         self._mixture = mixture
         self._rows = host_batch_size
@@ -117,18 +132,30 @@ class _BatchMaker:
         upstream = self._mixture.counters()
         out = {"examples_read": upstream.pop("rows_read", 0), "rows_other_collection": 0}
         out.update({f"bad_rows/{r}": 0 for r in BAD_ROW_REASONS})
+        out.update({"duplicate_ids": 0, "files_without_rows": len(self._files_without_rows), PROMPT_TRUNCATED: 0})
         out.update({f"dropped/{r}": 0 for r in DROP_REASONS})
         out.update({k: 0 for k in ("batches", "examples_packed", "real_tokens", "padded_slots", "loss_tokens")})
         for k, v in upstream.items():
             out[k] = out.get(k, 0) + int(v)
+        for counts in self._mixture.file_counters().values():
+            for k, v in counts.items():
+                if k != "rows":
+                    out[k] = out.get(k, 0) + v
         for k, v in self._counters.items():
             out[k] = int(v)
         return out
 
-    def produce(self) -> tuple[dict[str, np.ndarray] | None, dict[str, Any], dict[str, int]]:
-        """(batch, state after it, stats after it): what the prefetch thread hands over.
+    def summary(self) -> dict[str, Any]:
+        """Per-file data quality (each raw row once: first pass, tasks merged) and the totals."""
+        files = self._mixture.file_counters()
+        for path in self._files_without_rows:
+            files[path] = {"rows": 0, "empty": 1}
+        return {"files": dict(sorted(files.items())), "totals": self.stats()}
 
-        At the end of the data: once (None, final state, final stats), then StopIteration.
+    def produce(self) -> tuple[dict[str, np.ndarray] | None, dict[str, Any], dict[str, int], dict[str, Any]]:
+        """(batch, state after it, stats after it, summary after it): what the prefetch thread hands over.
+
+        At the end of the data: once (None, final state, final stats, final summary), then StopIteration.
         """
         if self._done and self._end_reported:
             raise StopIteration
@@ -136,8 +163,8 @@ class _BatchMaker:
             batch = self.next_batch()
         except StopIteration:
             self._end_reported = True
-            return None, self.get_state(), self.stats()
-        return batch, self.get_state(), self.stats()
+            batch = None
+        return batch, self.get_state(), self.stats(), self.summary()
 
 
 class BatchIterator:
@@ -171,6 +198,7 @@ class BatchIterator:
         self._prefetcher: Prefetcher | None = None
         self._state = maker.get_state()  # After the last batch returned.
         self._stats = maker.stats()
+        self._summary = maker.summary()
 
     def __iter__(self) -> BatchIterator:
         return self
@@ -180,10 +208,10 @@ class BatchIterator:
         if self._prefetch_depth:
             if self._prefetcher is None:
                 self._prefetcher = Prefetcher(self._maker.produce, self._prefetch_depth)
-            batch, state, stats = self._prefetcher.get()
+            batch, state, stats, summary = self._prefetcher.get()
         else:
-            batch, state, stats = self._maker.produce()
-        self._state, self._stats = state, stats
+            batch, state, stats, summary = self._maker.produce()
+        self._state, self._stats, self._summary = state, stats, summary
         if batch is None:
             logger.info("input pipeline %s exhausted; stats %s", self._config["name"], stats)
             raise StopIteration
@@ -219,16 +247,41 @@ class BatchIterator:
         self._maker.set_state(state)
         self._state = self._maker.get_state()
         self._stats = self._maker.stats()
+        self._summary = self._maker.summary()
+
+    def data_summary(self) -> dict[str, Any]:
+        """Per-file counts up to the last batch returned: {"files": {path: counts}, "totals": stats()}.
+
+        Per file, counted in the first pass over it (later epochs read the same rows) and
+        once however many tasks read it: rows (this host's raw rows), bad_rows/<reason>,
+        duplicate_ids (rows dropped because their id came earlier), empty (a file with no
+        rows, e.g. 0 bytes: skipped).
+        """
+        return json.loads(json.dumps(self._summary))
+
+    def write_data_summary(self, directory: str) -> str:
+        """Write data_summary() as JSON into `directory` (local or URI); returns the path.
+
+        Process 0 writes `data_summary.json`, process i `data_summary.process-0000i.json`.
+        """
+        index = self._config["process_index"]
+        name = DATA_SUMMARY_FILE if index == 0 else f"data_summary.process-{index:05d}.json"
+        path = directory.rstrip("/") + "/" + name
+        fileio.write_text(path, json.dumps({"pipeline": self._config["name"], **self.data_summary()}, indent=2) + "\n")
+        return path
 
     def stats(self) -> dict[str, int]:
         """Counters up to the last batch returned (restored with the state).
 
-        examples_read: raw rows of this host's shard read (including read-ahead windows);
-        bad_rows/<reason>: rows rejected by validation; rows_other_collection: valid
-        rows of sub-collections the task does not keep; dropped/<reason>: examples
-        that could not fit the sequence length; examples/<task>: examples produced per
-        task; examples_packed, real_tokens, padded_slots, loss_tokens, batches: what
-        the emitted batches held.
+        examples_read: raw rows of this host's shard read (including read-ahead windows,
+        every pass, every task); rows_other_collection: valid rows of sub-collections the
+        task does not keep; examples/<task>: examples produced per task; examples_packed,
+        real_tokens, padded_slots, loss_tokens, batches: what the emitted batches held.
+        Data quality, each raw row counted once (first pass; a file read by several tasks
+        once): bad_rows/<reason>: rows rejected by validation; duplicate_ids: rows dropped
+        because their id came earlier in the data; files_without_rows: files skipped as
+        empty; dropped/response_too_long: rows whose whole response cannot fit;
+        prompt_truncated: rows kept with a shortened prompt. Per file: data_summary().
         """
         return dict(self._stats)
 
@@ -278,7 +331,7 @@ def make_batch_iterator(
       shuffle: shuffle unit order, rows within windows and packed rows.
       process_index, process_count: this host and the host count (default: jax's).
       **packing_kwargs: overrides of PACKING_DEFAULTS (pack, pack_window,
-        shuffle_window, min_response_tokens, min_prompt_tokens, template,
+        shuffle_window, min_prompt_tokens, template,
         jsonl_block_bytes, read_batch_rows, tokenizer_threads, prefetch).
 
     Returns:
@@ -286,6 +339,9 @@ def make_batch_iterator(
       sequence_length]: decoder_input_tokens, decoder_target_tokens,
       decoder_loss_weights, decoder_segment_ids, decoder_positions.
     """
+    for retired in set(packing_kwargs) & set(_RETIRED_OPTIONS):
+        logger.warning("make_batch_iterator: %s is ignored: %s", retired, _RETIRED_OPTIONS[retired])
+        packing_kwargs.pop(retired)
     unknown = set(packing_kwargs) - set(PACKING_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown make_batch_iterator arguments {sorted(unknown)}; known: {sorted(PACKING_DEFAULTS)}")
@@ -314,16 +370,21 @@ def make_batch_iterator(
         tokenizer,
         sequence_length,
         template=options["template"],
-        min_response_tokens=options["min_response_tokens"],
         min_prompt_tokens=options["min_prompt_tokens"],
         num_threads=options["tokenizer_threads"],
     )
     host_seed = derive_int_seed(seed, "host", process_index)
     streams = []
+    duplicates_cache: dict[tuple[sources.Unit, ...], dict] = {}
+    files_without_rows: set[str] = set()
     for spec in specs:
         units = sources.list_units(
             files[spec.name], options["jsonl_block_bytes"], min_jsonl_units=sources.MIN_UNITS_PER_HOST * process_count
         )
+        files_without_rows.update(set(files[spec.name]) - {u.path for u in units})
+        key = tuple(units)
+        if key not in duplicates_cache:  # Tasks of one mixture usually read the same files: scan once.
+            duplicates_cache[key] = sources.duplicate_rows(units)
         reader = ShardReader(
             spec.name,
             sources.shard_units(units, process_index, process_count, sources.MIN_UNITS_PER_HOST),
@@ -335,6 +396,7 @@ def make_batch_iterator(
             shuffle=shuffle,
             num_epochs=num_epochs,
             batch_rows=options["read_batch_rows"],
+            duplicates=duplicates_cache[key],
         )
         streams.append(
             TaskExampleStream(
@@ -366,7 +428,9 @@ def make_batch_iterator(
         "omit_empty_system": preprocess.omit_empty_system,
     }
     return BatchIterator(
-        _BatchMaker(packed, mixture, batch_size // process_count, sequence_length, tokenizer.pad_id),
+        _BatchMaker(
+            packed, mixture, batch_size // process_count, sequence_length, tokenizer.pad_id, tuple(sorted(files_without_rows))
+        ),
         prefetch=options["prefetch"],
         tokenizer=tokenizer,
         host_batch_size=batch_size // process_count,

@@ -9,16 +9,22 @@ target is trained on (loss weight 1) iff it is a response token or the EOS, i.e.
 for target positions t with t + 1 >= prompt_length, where prompt_length counts
 BOS plus the prompt tokens.
 
-Truncation when n would exceed sequence_length + 1 (the budget for prompt plus
-response+EOS is `sequence_length` tokens, BOS takes the remaining one):
+Over-long examples (n would exceed sequence_length + 1; the budget for prompt plus
+response+EOS is `sequence_length` tokens, BOS takes the remaining one) never lose the
+end of the response: the teacher's answer ("So the answer is ...") and its EOS are kept
+whole, and only the prompt is shortened.
 
-1. The response (with its EOS) is guaranteed min(len, min_response_tokens) tokens.
-2. The prompt keeps its END (the question's last part and the assistant header),
-   cut from the left only as far as needed to leave that room; BOS stays first.
-3. The response fills what is left, cut from the right. A cut response has no EOS:
-   EOS marks a finished answer.
-4. If the prompt would have to shrink below min(len, min_prompt_tokens), the
-   example is dropped with reason 'too_long' (its response cannot fit at all).
+1. The chat header is kept whole: the system block and the user header before the
+   question, and the user footer and assistant header after it. Only the question is
+   cut, from its start (its end, which usually holds the actual ask, stays).
+2. The question keeps at least min(len, min_prompt_tokens) tokens; if the whole
+   response would not fit next to the header and that much question, the example is
+   dropped with reason 'response_too_long'.
+3. Shortened examples are counted as 'prompt_truncated' (TokenizedExample.prompt_truncated).
+
+The prompt is always tokenized as one text (so the header tokens are exactly those the
+model sees at inference); for an over-long prompt the header and footer tokens are
+located by tokenizing the header, and header + question, and comparing prefixes.
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ from orca_jax.data import prompts
 from orca_jax.data.rows import OrcaRow
 from orca_jax.data.tokenizer import Tokenizer
 
-TOO_LONG = "too_long"
-DROP_REASONS = (TOO_LONG,)
+RESPONSE_TOO_LONG = "response_too_long"
+TOO_LONG = RESPONSE_TOO_LONG  # The one drop reason (older name).
+DROP_REASONS = (RESPONSE_TOO_LONG,)
+PROMPT_TRUNCATED = "prompt_truncated"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +50,12 @@ class TokenizedExample:
     Attributes:
       tokens: int32 [n], BOS + prompt + response (+ EOS unless the response was cut).
       prompt_length: number of leading tokens (BOS + prompt) that carry no loss.
+      prompt_truncated: the prompt was shortened to fit (the response never is).
     """
 
     tokens: np.ndarray
     prompt_length: int
+    prompt_truncated: bool = False
 
     @property
     def num_positions(self) -> int:
@@ -98,27 +108,29 @@ def truncation_lengths(
     response_len: int,
     sequence_length: int,
     *,
-    min_response_tokens: int,
     min_prompt_tokens: int,
+    protected: int = 0,
 ) -> tuple[int, int] | None:
-    """How many prompt tokens (from the end) and response tokens (from the start) to keep.
+    """How many prompt tokens to keep next to the whole response.
 
     Args:
       prompt_len: prompt tokens, without BOS.
-      response_len: response tokens including EOS.
+      response_len: response tokens including EOS (always kept whole).
       sequence_length: decoder length L; BOS + prompt + response must be <= L + 1.
+      min_prompt_tokens: tokens of the cuttable part (the question) a truncation keeps.
+      protected: prompt tokens that are never cut (the chat header).
 
     Returns:
-      (kept prompt tokens, kept response tokens), or None when the example cannot fit.
+      (kept prompt tokens, response_len), or None when the response cannot fit.
     """
     budget = sequence_length  # L + 1 tokens minus BOS.
     if prompt_len + response_len <= budget:
         return prompt_len, response_len
-    need_response = min(response_len, max(1, min_response_tokens))
-    keep_prompt = min(prompt_len, budget - need_response)
-    if keep_prompt < min(prompt_len, min_prompt_tokens) or need_response > budget:
+    keep_prompt = budget - response_len
+    protected = min(protected, prompt_len)
+    if keep_prompt < protected + min(prompt_len - protected, min_prompt_tokens):
         return None
-    return keep_prompt, min(response_len, budget - keep_prompt)
+    return keep_prompt, response_len
 
 
 def build_example(
@@ -128,29 +140,41 @@ def build_example(
     bos_id: int,
     eos_id: int,
     sequence_length: int,
-    min_response_tokens: int = 16,
     min_prompt_tokens: int = 16,
+    keep_head: int = 0,
+    keep_tail: int = 0,
 ) -> TokenizedExample | None:
-    """[BOS] + prompt + response + [EOS], truncated to fit `sequence_length` (see module doc).
+    """[BOS] + prompt + response + [EOS], the prompt shortened to fit `sequence_length` (module doc).
 
-    Returns None when the example must be dropped ('too_long').
+    Args:
+      keep_head, keep_tail: leading and trailing prompt tokens never cut (the chat
+        header); tokens are cut from the start of the part between them.
+
+    Returns None when the example must be dropped ('response_too_long').
     """
     response_full = np.concatenate([np.asarray(response_ids, np.int32), np.asarray([eos_id], np.int32)])
     prompt = np.asarray(prompt_ids, np.int32)
     kept = truncation_lengths(
-        len(prompt),
-        len(response_full),
-        sequence_length,
-        min_response_tokens=min_response_tokens,
-        min_prompt_tokens=min_prompt_tokens,
+        len(prompt), len(response_full), sequence_length, min_prompt_tokens=min_prompt_tokens, protected=keep_head + keep_tail
     )
     if kept is None:
         return None
-    keep_prompt, keep_response = kept
-    tokens = np.concatenate(
-        [np.asarray([bos_id], np.int32), prompt[len(prompt) - keep_prompt :], response_full[:keep_response]]
-    )
-    return TokenizedExample(tokens=tokens, prompt_length=1 + keep_prompt)
+    cut = len(prompt) - kept[0]
+    if cut:
+        prompt = np.concatenate([prompt[:keep_head], prompt[keep_head + cut :]])
+    tokens = np.concatenate([np.asarray([bos_id], np.int32), prompt, response_full])
+    return TokenizedExample(tokens=tokens, prompt_length=1 + len(prompt), prompt_truncated=bool(cut))
+
+
+def prompt_pieces(template: prompts.ChatTemplate, system: str, question: str, omit_empty_system: bool) -> tuple[str, str, str]:
+    """(header, question, footer) texts whose concatenation is the rendered prompt."""
+    head = ""
+    if system.strip() or not omit_empty_system:
+        head = template.system_prefix + system + template.system_suffix
+    pieces = (head + template.user_prefix, question, template.user_suffix + template.assistant_prefix)
+    if "".join(pieces) != template.render(system, question, omit_empty_system=omit_empty_system):
+        raise ValueError(f"chat template {template.name!r} does not render as header + question + footer")
+    return pieces
 
 
 @dataclasses.dataclass
@@ -162,15 +186,13 @@ class ExamplePreprocessor:
       sequence_length: decoder length L of the packed batches.
       template: chat template name, or None for render_prompt's gin-configured default
         (read once, when the preprocessor is made).
-      min_response_tokens: response tokens (incl. EOS) a truncation must keep.
-      min_prompt_tokens: prompt tokens a truncation must keep, else 'too_long'.
+      min_prompt_tokens: question tokens a truncation must keep, else 'response_too_long'.
       num_threads: SentencePiece threads for batch encoding.
     """
 
     tokenizer: Tokenizer
     sequence_length: int
     template: str | None = None
-    min_response_tokens: int = 16
     min_prompt_tokens: int = 16
     num_threads: int = 1
 
@@ -203,15 +225,37 @@ class ExamplePreprocessor:
         prompt_ids = self.tokenizer.encode_batch(prompt_texts, self.num_threads)
         target_ids = self.tokenizer.encode_batch(target_texts, self.num_threads)
         out: list[TokenizedExample | str] = []
-        for p, t in zip(prompt_ids, target_ids):
-            example = build_example(
-                p,
-                t,
-                bos_id=self.tokenizer.bos_id,
-                eos_id=self.tokenizer.eos_id,
-                sequence_length=self.sequence_length,
-                min_response_tokens=self.min_response_tokens,
-                min_prompt_tokens=self.min_prompt_tokens,
-            )
-            out.append(TOO_LONG if example is None else example)
+        for row, p, t in zip(rows, prompt_ids, target_ids):
+            fits = len(p) + len(t) + 1 <= self.sequence_length  # prompt + response + EOS (BOS aside)
+            example = self._example(p, t) if fits else self._shortened(row, p, t)
+            out.append(RESPONSE_TOO_LONG if example is None else example)
         return out
+
+    def _example(self, prompt_ids: list[int], target_ids: list[int], keep_head: int = 0, keep_tail: int = 0) -> TokenizedExample | None:
+        return build_example(
+            prompt_ids,
+            target_ids,
+            bos_id=self.tokenizer.bos_id,
+            eos_id=self.tokenizer.eos_id,
+            sequence_length=self.sequence_length,
+            min_prompt_tokens=self.min_prompt_tokens,
+            keep_head=keep_head,
+            keep_tail=keep_tail,
+        )
+
+    def _shortened(self, row: OrcaRow, prompt_ids: list[int], target_ids: list[int]) -> TokenizedExample | None:
+        """An over-long row, cut inside its question; the header and footer tokens stay exactly as tokenized."""
+        head, question, _ = prompt_pieces(self._template, row.system_prompt, row.question, self._omit_empty_system)
+        keep_head = _common_prefix(self.tokenizer.encode(head), prompt_ids)
+        keep_tail = len(prompt_ids) - _common_prefix(self.tokenizer.encode(head + question), prompt_ids)
+        return self._example(prompt_ids, target_ids, keep_head=keep_head, keep_tail=keep_tail)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two id lists."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

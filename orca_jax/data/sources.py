@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import heapq
 import io
 import json
@@ -40,6 +41,8 @@ import zlib
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+import numpy as np
 
 from orca_jax.data import fileio
 
@@ -338,3 +341,42 @@ def write_rows(path: str, rows: Sequence[dict[str, Any]], *, row_group_size: int
         with open(path, "w", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _id_hash(value: Any) -> int:
+    """A 64-bit hash of a string id (0 for a missing or non-string id, which is never a duplicate)."""
+    if not isinstance(value, str):
+        return 0
+    digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") | 1
+
+
+def duplicate_rows(units: Sequence[Unit]) -> dict[tuple[str, int], frozenset[int]]:
+    """Rows whose id appeared earlier in `units` (in list order): (file, unit index) -> row indices.
+
+    The first row of each id is kept; the later ones are what a reader drops. Reads the
+    ids only (Parquet: the id column). Ids are compared by a 64-bit hash first, and the
+    rare candidates are then compared exactly, so a hash collision never drops a row.
+    """
+    hashes = [np.fromiter((_id_hash(i) for i in iter_unit_ids(u)), dtype=np.uint64) for u in units]
+    flat = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    values, counts = np.unique(flat[flat != 0], return_counts=True)
+    candidates = values[counts > 1]
+    if not len(candidates):
+        return {}
+    first_seen: set[str] = set()
+    out: dict[tuple[str, int], frozenset[int]] = {}
+    for unit, unit_hashes in zip(units, hashes):
+        rows = np.flatnonzero(np.isin(unit_hashes, candidates))
+        if not len(rows):
+            continue
+        wanted = set(rows.tolist())
+        later = set()
+        for row, row_id in enumerate(iter_unit_ids(unit)):
+            if row in wanted:
+                if row_id in first_seen:
+                    later.add(row)
+                first_seen.add(row_id)
+        if later:
+            out[(unit.path, unit.index)] = frozenset(later)
+    return out

@@ -20,6 +20,13 @@ less than a pass over the data:
 Counters follow the same rule: they are snapshotted with each window start and
 re-counted when a window is re-read, so `counters()` after a restore equals the
 uninterrupted run's.
+
+Data-quality counters count each raw row once: they are kept per file and counted in
+the reader's first pass only (later epochs read the same rows again), so 10 bad rows
+stay 10 after 4 epochs. `file_counters()` gives them per file: `rows` (this host's
+raw rows of the file), `bad_rows/<reason>`, `duplicate_ids`. Several tasks reading the
+same file (one per sub-collection) each see its bad rows; `merge_file_counters` takes
+the largest count per file and key instead of adding them up.
 """
 
 from __future__ import annotations
@@ -27,13 +34,13 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from orca_jax.data import sources
-from orca_jax.data.preprocessors import TokenizedExample
+from orca_jax.data.preprocessors import PROMPT_TRUNCATED, TokenizedExample
 from orca_jax.data.rows import OrcaRow
 
 logger = logging.getLogger(__name__)
@@ -50,6 +57,17 @@ def derive_seed(seed: int, *keys: str | int) -> list[int]:
 def derive_int_seed(seed: int, *keys: str | int) -> int:
     """A 63-bit integer seed from a base seed and names/numbers."""
     return int(np.random.SeedSequence(derive_seed(seed, *keys)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def merge_file_counters(parts: Iterable[Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, int]]:
+    """Per file and key, the largest count over `parts` (tasks that read the same file see the same rows)."""
+    merged: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for path, counts in part.items():
+            target = merged.setdefault(path, {})
+            for key, value in counts.items():
+                target[key] = max(target.get(key, 0), int(value))
+    return {path: dict(sorted(c.items())) for path, c in sorted(merged.items())}
 
 
 class EmptyStreamError(ValueError):
@@ -69,9 +87,12 @@ class ShardReader:
       shuffle: permute the unit order per epoch.
       num_epochs: passes over the data, None for forever.
       batch_rows: Parquet decode batch size.
+      duplicates: (file, unit index) -> rows of that unit whose id appeared earlier in
+        the data (sources.duplicate_rows); they are dropped and counted as duplicate_ids.
     """
 
-    INITIAL_STATE: Mapping[str, Any] = {"epoch": 0, "unit": 0, "row": 0, "epoch_valid": 0, "counters": {}}
+    INITIAL_STATE: Mapping[str, Any] = {"epoch": 0, "unit": 0, "row": 0, "epoch_valid": 0, "counters": {}, "files": {}}
+    LOGGED_BAD_ROWS_PER_FILE = 5
 
     def __init__(
         self,
@@ -84,8 +105,10 @@ class ShardReader:
         shuffle: bool = True,
         num_epochs: int | None = None,
         batch_rows: int = sources.DEFAULT_BATCH_ROWS,
+        duplicates: Mapping[tuple[str, int], frozenset[int]] | None = None,
     ):
         self.name = name
+        self._duplicates = duplicates or {}
         self._shards = list(shards)
         self._validate = validate
         self._keep = keep
@@ -107,8 +130,12 @@ class ShardReader:
         return self._num_epochs
 
     def counters(self) -> dict[str, int]:
-        """rows_read, rows_other_collection, bad_rows/<reason> (raw rows of this host's shard)."""
+        """rows_read and rows_other_collection (every pass); bad rows are in file_counters()."""
         return dict(self._counters)
+
+    def file_counters(self) -> dict[str, dict[str, int]]:
+        """Per file: rows, bad_rows/<reason>, duplicate_ids, counted in the first pass only."""
+        return {path: dict(c) for path, c in self._files.items()}
 
     def get_state(self) -> dict[str, Any]:
         return {
@@ -117,6 +144,7 @@ class ShardReader:
             "row": self._row,
             "epoch_valid": self._epoch_valid,
             "counters": dict(self._counters),
+            "files": self.file_counters(),
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
@@ -125,6 +153,7 @@ class ShardReader:
         self._row = int(state["row"])
         self._epoch_valid = int(state["epoch_valid"])
         self._counters = collections.Counter(state["counters"])
+        self._files = {path: collections.Counter(c) for path, c in state.get("files", {}).items()}
         self._rows = None  # Re-opened lazily at (unit, row).
 
     def _order(self, epoch: int) -> list[int]:
@@ -166,23 +195,43 @@ class ShardReader:
                 continue  # Another host's row.
             self._counters["rows_read"] += 1
             row = self._validate(raw)
-            if isinstance(row, str):
-                self._counters["bad_rows/" + row] += 1
-            elif not self._keep(row):
+            problem = row if isinstance(row, str) else None
+            if problem is None and self._row - 1 in self._duplicates.get((shard.unit.path, shard.unit.index), ()):
+                problem = "duplicate_id"
+            self._count_in_file(shard.unit, self._row - 1, problem)
+            if problem is not None:
+                continue
+            if not self._keep(row):
                 self._counters["rows_other_collection"] += 1
             else:
                 self._epoch_valid += 1
                 out.append(row)
         return out
 
+    def _count_in_file(self, unit: sources.Unit, row: int, problem: str | None) -> None:
+        """Count a raw row (and its problem) for its file, in the first pass only; log the first few bad ones."""
+        if self._epoch:
+            return
+        counts = self._files.setdefault(unit.path, collections.Counter())
+        counts["rows"] += 1
+        if problem is None:
+            return
+        key = "duplicate_ids" if problem == "duplicate_id" else "bad_rows/" + problem
+        counts[key] += 1
+        if sum(v for k, v in counts.items() if k != "rows") <= self.LOGGED_BAD_ROWS_PER_FILE:
+            where = f"row group {unit.index}" if unit.format == "parquet" else f"block {unit.index} (from byte {unit.start})"
+            logger.warning("%s: %s, row %d: %s (skipped; counted in the data summary)", unit.path, where, row, problem)
+
     def _end_epoch(self) -> None:
-        bad = {k: v for k, v in sorted(self._counters.items()) if k.startswith("bad_rows/")}
+        bad: collections.Counter = collections.Counter()
+        for counts in self._files.values():
+            bad.update({k: v for k, v in counts.items() if k != "rows"})
         logger.info(
-            "%s: finished pass %d over this host's shard: %d rows read so far, bad rows by reason %s",
+            "%s: finished pass %d over this host's shard: %d rows read so far; per pass: bad rows and duplicates %s",
             self.name,
             self._epoch,
             self._counters["rows_read"],
-            bad or "{}",
+            dict(sorted(bad.items())) or "{}",
         )
         if self._epoch_valid == 0 and self._num_epochs is None:
             raise EmptyStreamError(
@@ -222,10 +271,14 @@ class TaskExampleStream:
         self.set_state({"window_start": None, "window": -1, "pos": 0, "counters": {}, "last_example_epoch": -1})
 
     def counters(self) -> dict[str, int]:
-        """The reader's counters plus examples/<task> and dropped/<reason>."""
+        """The reader's counters plus examples/<task> (every pass), dropped/<reason> and prompt_truncated (first pass)."""
         merged = collections.Counter(self._reader.counters())
         merged.update(self._counters)
         return dict(merged)
+
+    def file_counters(self) -> dict[str, dict[str, int]]:
+        """The reader's per-file counters (first pass)."""
+        return self._reader.file_counters()
 
     def get_state(self) -> dict[str, Any]:
         return {
@@ -262,10 +315,12 @@ class TaskExampleStream:
             rng = np.random.default_rng(derive_seed(self._seed, "window", self.name, window_index))
             rows = [rows[i] for i in rng.permutation(len(rows))]
         self._window = []
+        first_pass = epoch == 0
         for result in self._preprocess(rows):
             if isinstance(result, str):
-                self._counters["dropped/" + result] += 1
+                self._counters["dropped/" + result] += first_pass
             else:
+                self._counters[PROMPT_TRUNCATED] += first_pass and result.prompt_truncated
                 self._window.append(result)
         self._counters["examples/" + self.name] += len(self._window)
         self._window_index, self._pos = window_index, 0
@@ -321,6 +376,10 @@ class MixtureStream:
         for s in self._streams:
             total.update(s.counters())
         return dict(total)
+
+    def file_counters(self) -> dict[str, dict[str, int]]:
+        """Per-file counters of all tasks, each raw row counted once (merge_file_counters)."""
+        return merge_file_counters(s.file_counters() for s in self._streams)
 
     def get_state(self) -> dict[str, Any]:
         return {

@@ -73,7 +73,9 @@ def test_demo_tasks_produce_contract_batches(demo_tasks):
             _check_contract(next(it), 8, 256)
     it = _host("orca_demo_stage2_explained", 256, 8, split="validation", num_epochs=1)
     batches = list(it)
-    assert it.stats()["examples_packed"] == 280 == it.stats()["examples/orca_demo_stage2_explained"]
+    stats = it.stats()
+    assert stats["examples_packed"] == stats["examples/orca_demo_stage2_explained"]
+    assert stats["examples_packed"] + stats["dropped/response_too_long"] == 280
     assert sum(int((b["decoder_segment_ids"] > 0).sum()) for b in batches) == it.stats()["real_tokens"]
 
 
@@ -243,37 +245,85 @@ def test_all_bad_data_stops_or_raises_clearly(tmp_path):
         next(_host(name))
 
 
-def test_examples_too_long_are_dropped_and_counted(tmp_path, demo_tokenizer):
+def test_rows_whose_response_cannot_fit_are_dropped_and_counted(tmp_path, demo_tokenizer):
     name = register_rows_task(str(tmp_path), {"a.parquet": make_rows(40)})
-    it = _host(name, 24, 4, num_epochs=1, min_response_tokens=8, min_prompt_tokens=20)
+    it = _host(name, 24, 4, num_epochs=1, min_prompt_tokens=20)
     batches = list(it)
     stats = it.stats()
-    assert stats["dropped/too_long"] > 0
-    assert stats["dropped/too_long"] + stats["examples_packed"] == 40
+    assert stats["dropped/response_too_long"] > 0
+    assert stats["dropped/response_too_long"] + stats["examples_packed"] == 40
     for b in batches:
         _check_contract(b, 4, 24)
     with pytest.raises(EmptyStreamError, match="fits the sequence length"):
-        next(_host(name, 12, 4, min_response_tokens=8, min_prompt_tokens=20))
+        next(_host(name, 12, 4, min_prompt_tokens=20))
 
 
-def test_truncated_examples_keep_the_prompt_end_and_response(tmp_path, demo_tokenizer):
+def test_over_long_rows_keep_header_and_whole_response(tmp_path, demo_tokenizer):
+    """Long questions are shortened (header kept, counted); responses always end with EOS."""
     name = register_rows_task(str(tmp_path), {"a.parquet": make_rows(20, long_every=2)})
-    it = _host(name, 64, 4, num_epochs=1, pack=False, min_response_tokens=64, min_prompt_tokens=4)
-    seen = set()
+    it = _host(name, 96, 4, num_epochs=1, pack=False, min_prompt_tokens=4)
+    seen, shortened = set(), 0
     for b in it:
         for r in range(4):
             w, seg = b["decoder_loss_weights"][r], b["decoder_segment_ids"][r]
             if not w.sum():
                 continue
-            response = demo_tokenizer.decode(b["decoder_target_tokens"][r][w == 1])
+            targets = b["decoder_target_tokens"][r][w == 1]
+            assert targets[-1] == demo_tokenizer.eos_id  # the response was not cut
+            response = demo_tokenizer.decode(targets)
             marker = int(re.match(r"R(\d+) ", response).group(1))
+            assert response == make_rows(1, start=marker)[0]["response"]
             seen.add(marker)
             text = demo_tokenizer.decode(b["decoder_input_tokens"][r][seg > 0])
-            # The prompt's end (the header) is always kept, right before the response.
+            # The chat header survives whole: user header first (or the system block), assistant header last.
+            assert text.startswith("<|im_start|>")
+            assert "<|im_start|>user\n" in text
             assert f"<|im_end|>\n<|im_start|>assistant\n R{marker} " in text
-            if marker % 2 == 0:  # Long question: its start is cut.
-                assert not text.startswith("<|im_start|>")
+            if marker % 2 == 0:  # Long question: its start is cut, its end kept.
+                assert f"Q{marker} please" not in text and re.search(r"filler\s*<\|im_end\|>", text)
+            shortened += f"Q{marker} please" not in text
     assert seen == set(range(20))
+    stats = it.stats()
+    assert stats["prompt_truncated"] == shortened >= 10 and stats["dropped/response_too_long"] == 0
+
+
+def test_data_quality_counted_once_per_row_and_file(tmp_path, demo_tokenizer):
+    """10 rows missing a field, read by 4 sub-collection tasks for 4 epochs: 10, not 160."""
+    good = make_rows(40)
+    bad = [{k: v for k, v in r.items() if k != "response"} for r in make_rows(10, start=100)]
+    dupes = [dict(r, response=r["response"] + " again") for r in good[:3]]
+    for r in good + bad + dupes:
+        r.setdefault("system_prompt", "")
+    directory = tmp_path / "d"
+    directory.mkdir()
+    names = [
+        register_rows_task(str(directory), {"a.parquet": good[:20] + bad, "b.jsonl": good[20:] + dupes}, collections=(c,))
+        for c in ("cot", "niv2", "t0", "flan2021")
+    ]
+    (directory / "c.parquet").write_bytes(b"")  # an empty shard: skipped and reported
+    registry.register_mixture(registry.MixtureSpec("test_quality_mixture", tuple(names), {n: 1.0 for n in names}))
+    it = _host("test_quality_mixture", 128, 4, num_epochs=4, pack=False)
+    batches = list(it)
+    stats = it.stats()
+    assert stats["bad_rows/missing_field"] == 10 and stats["duplicate_ids"] == 3 and stats["files_without_rows"] == 1
+    assert stats["examples_packed"] == 4 * 40  # four epochs of the 40 distinct ids, no duplicate trained
+    markers = _markers(batches, demo_tokenizer)
+    assert sorted(markers) == sorted(list(range(40)) * 4)
+    summary = it.data_summary()
+    files = summary["files"]
+    assert files[str(directory / "a.parquet")] == {"rows": 30, "bad_rows/missing_field": 10}
+    assert files[str(directory / "b.jsonl")] == {"rows": 23, "duplicate_ids": 3}
+    assert files[str(directory / "c.parquet")] == {"rows": 0, "empty": 1}
+    written = it.write_data_summary(str(tmp_path / "run"))
+    assert json.loads(open(written).read())["files"] == files and written.endswith("/data_summary.json")
+
+
+def test_zero_byte_shard_alone_is_skipped_not_a_crash(tmp_path):
+    name = register_rows_task(str(tmp_path), {"a.parquet": make_rows(8)})
+    (tmp_path / "b.parquet").write_bytes(b"")
+    it = _host(name, 128, 4, num_epochs=1)
+    list(it)
+    assert it.stats()["examples_packed"] == 8 and it.stats()["files_without_rows"] == 1
 
 
 def test_errors_name_the_problem(tmp_path):

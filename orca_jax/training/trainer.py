@@ -260,6 +260,9 @@ class TrainLoop:
             slots_per_step=batch_size * length, num_devices=self.setup.mesh.size,
             flops_per_token=self.setup.config.flops_per_token(length), peak_flops=peak_flops_per_device())
         summary.update({f"data/{k}": v for k, v in self.iterator.stats().items()})
+        write_data_summary = getattr(self.iterator, "write_data_summary", None)  # per-file counts (data pipeline)
+        if write_data_summary is not None:
+            write_data_summary(self.model_dir)
         self.streak, worst = update_streak(self.streak, skipped)
         summary["nonfinite_streak"] = self.streak
         writer.write(step, summary, {"data_position": position} if self.log_data_position else None)

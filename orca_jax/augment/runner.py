@@ -3,8 +3,10 @@
 One producer streams the manifest and queues every query that is neither done nor (unless
 retrying failures) failed; `concurrency` workers send them to the teacher; a flusher
 group-commits results every `flush_interval_s` (output_writer.py) and updates progress.
-The folder is locked for the run, and torn lines from a killed run are repaired first,
-so any number of crashes and restarts end with exactly one result per query.
+The folder is locked for the run, and every output line is parsed in full first: torn
+lines from a killed run and lines damaged anywhere are quarantined (state.py), so any
+number of crashes and restarts end with exactly one result per query. An endpoint that
+refuses every connection stops the run at once (teacher.py's circuit breaker).
 
 SIGINT/SIGTERM stop the run cleanly: requests in flight are abandoned (they will be
 asked again), everything finished is flushed, and the run returns `interrupted`.

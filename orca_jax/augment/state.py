@@ -1,7 +1,9 @@
 """What an output folder already holds: which ids are done, which failed, and why.
 
-An id is *done* once a complete line with it is in a data shard or in the kept-apart
-file; it then never goes to the teacher again. An id is *failed* if the failures file has
+An id is *done* once a complete line with it, valid UTF-8 and JSON in full, is in a data
+shard or in the kept-apart file; it then never goes to the teacher again. A damaged line
+(wherever it is in the file) does not count: `repair_outputs` moves it to a quarantine
+side file and its query is asked again. An id is *failed* if the failures file has
 a record for it and it is not done; failed ids are skipped unless the run is told to
 retry them. Done/failed sets are boolean arrays indexed by the id's number, per prefix.
 """

@@ -71,30 +71,26 @@ def repair_jsonl(path: Path, quarantine: bool = True) -> RepairResult:
     """
     if not path.exists() or path.stat().st_size == 0:
         return RepairResult()
-    good: list[bytes] = []
     bad: list[bytes] = []
     ids: list[str] = []
     torn = b""
-    with open(path, "rb") as handle:
+    with open(path, "rb") as handle:  # First pass: parse, keep only ids and the (rare) damaged lines.
         for line in handle:
             if not line.endswith(b"\n"):
                 torn = line
-            elif not line.strip():
-                continue
-            elif (row := parse_row_line(line)) is None:
-                bad.append(line)
-            else:
-                good.append(line)
-                ids.append(row["id"])
+            elif line.strip():
+                row = parse_row_line(line)
+                if row is None:
+                    bad.append(line)
+                else:
+                    ids.append(row["id"])
     if not bad and not torn:
         return RepairResult(ids=tuple(ids))
     removed = bad + ([torn + b"\n"] if torn else [])
     if quarantine:
         with AppendOnlyJsonl(quarantine_path(path)) as side:
             side.append(removed)
-    with atomic_writer(path) as handle:
-        for line in good:
-            handle.write(line)
+    _rewrite_good_lines(path)
     if torn:
         log.warning("%s: removed a torn last line (%d bytes) left by an interrupted run", path, len(torn))
     if bad:
@@ -103,6 +99,14 @@ def repair_jsonl(path: Path, quarantine: bool = True) -> RepairResult:
             path, len(bad), quarantine_path(path) if quarantine else "nowhere",
         )
     return RepairResult(torn_bytes=len(torn), bad_lines=len(bad), ids=tuple(ids))
+
+
+def _rewrite_good_lines(path: Path) -> None:
+    """Replace `path` (atomically) by its complete, parsable, non-blank lines."""
+    with open(path, "rb") as source, atomic_writer(path) as out:
+        for line in source:
+            if line.endswith(b"\n") and line.strip() and parse_row_line(line) is not None:
+                out.write(line)
 
 
 class AppendOnlyJsonl:

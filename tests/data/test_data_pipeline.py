@@ -353,3 +353,22 @@ def test_defaults_come_from_jax_and_gin(tmp_path):
     state = it.state_dict()["config"]
     assert (state["process_index"], state["process_count"], state["pack_window"]) == (0, 1, 5)
     assert next(it)["decoder_input_tokens"].shape == (2, 64)
+
+
+def test_duplicate_ids_are_dropped_across_hosts(tmp_path, demo_tokenizer):
+    """The first row of an id is trained once over all hosts; the later copies are dropped on whichever host reads them."""
+    good = make_rows(60)
+    files = {f"{i}.jsonl": good[i * 10 : i * 10 + 10] for i in range(6)}
+    files["late.jsonl"] = [dict(r, response="copy " + r["response"]) for r in good[::7]]  # 9 later copies
+    name = register_rows_task(str(tmp_path), files)
+    markers, duplicates = [], 0
+    for index in range(2):
+        it = _host(name, 128, 4, index=index, count=2, num_epochs=1, pack=False, jsonl_block_bytes=512)
+        batches = list(it)
+        markers += _markers(batches, demo_tokenizer)
+        duplicates += it.stats()["duplicate_ids"]
+        for b in batches:
+            for r in range(4):
+                targets = b["decoder_target_tokens"][r][b["decoder_loss_weights"][r] == 1]
+                assert not demo_tokenizer.decode(targets).startswith("copy")  # the first row of each id is kept
+    assert sorted(markers) == list(range(60)) and duplicates == 9

@@ -147,8 +147,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     initialize_distributed(args)
     parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths or DEFAULT_SEARCH_PATHS)
+    from orca_jax.training.preemption import Preempted
     from orca_jax.training.trainer import run_stages
-    run_stages()
+    try:
+        run_stages()
+    except Preempted as e:  # a clean stop: the checkpoint is complete, a rerun resumes
+        logging.warning("%s", e)
 
 
 def console_main() -> None:

@@ -153,7 +153,7 @@ def truncate_records(path: epath.Path, last_step: int) -> int:
         return 0
     tmp = path.parent / (path.name + ".tmp")
     tmp.write_text(new_text)
-    tmp.rename(path)  # atomic locally: a kill here leaves the old file or the new one
+    tmp.replace(path)  # atomic locally: a kill here leaves the old file or the new one
     dropped = text.count("\n") + (not text.endswith("\n")) - len(kept)
     log.info("%s: kept %d records up to step %d, dropped %d past it or torn", path, len(kept), last_step, dropped)
     return dropped

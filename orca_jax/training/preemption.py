@@ -62,7 +62,12 @@ class PreemptionWatch:
             self.mode = "sync_point" if _sync_service_available() else "allgather"
         self._previous: signal.Handlers | None = None
 
+    DESCRIPTIONS = {"signal": "a SIGTERM handler",
+                    "sync_point": "JAX's preemption sync point (coordination service)",
+                    "allgather": "a SIGTERM handler, flags all-gathered every step"}
+
     def __enter__(self) -> "PreemptionWatch":
+        log.info("preemption notices: %s", self.DESCRIPTIONS[self.mode])
         if self.mode == "sync_point":
             return self  # JAX's notifier owns SIGTERM
         if threading.current_thread() is not threading.main_thread():

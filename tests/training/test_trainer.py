@@ -161,3 +161,19 @@ def test_orca_13b_run_config_builds(layout, mesh, gate_proj_shard, embed_shard, 
     assert embed.sharding.shard_shape(embed.shape) == embed_shard
     adam = setup.abstract.opt_state[1][0]
     assert adam.mu["layers"]["block"]["mlp"]["gate_proj"].sharding == gate_proj.sharding  # moments follow params
+
+
+def test_preempted_run_exits_with_the_requested_code(tmp_path, clean_gin, monkeypatch):
+    """`python -m orca_jax.train` exits 0 after a preemption save, or --preempted_exit_code."""
+    from orca_jax.training.preemption import Preempted
+
+    def preempted():
+        raise Preempted(5, str(tmp_path / "stage1"))
+
+    monkeypatch.setattr(trainer, "run_stages", preempted)
+    argv = ["--gin_file=runs/tiny_cpu.gin", f"--gin.MODEL_DIR={tmp_path}"]
+    train.main(argv)  # returns: exit code 0
+    gin.clear_config()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv + ["--preempted_exit_code=75"])
+    assert exit_info.value.code == 75

@@ -66,6 +66,8 @@ def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
     before = {p: p.read_text() for p in (stage2 / "metrics.jsonl", tmp_path / "operative_config.gin",
                                          tmp_path / "config.gin")}
     assert len(before[tmp_path / "operative_config.gin"].splitlines()) > 50
+    gin.clear_config()  # as in a new process: gin's operative config starts empty
+    configure(tmp_path, "STAGE2_TRAIN_STEPS = 3")
     trainer.run_stages()
     assert {p: p.read_text() for p in before} == before
 

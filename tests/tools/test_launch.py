@@ -259,7 +259,8 @@ def test_run_script_runs_on_a_fake_worker(tmp_path):
     proc = run()
     assert proc.returncode == 0, proc.stderr
     log = (runs / "a" / "logs" / "L" / "worker-3.log").read_text()
-    assert f"train -m orca_jax.train --preempted_exit_code=75 --gin_file=runs/x.gin --gin.LEARNING_RATE=1e-05 --gin.MODEL_DIR=\"{runs}/a\"" in log
+    assert ("train -m orca_jax.train --preempted_exit_code=75 --gin_file=runs/x.gin --gin.LEARNING_RATE=1e-05 "
+            f"--gin.MODEL_DIR=\"{runs}/a\"") in log
     assert "to stderr" in log and "a exited with 0" in log
     assert (runs / "a" / "logs" / "worker-3.exit").read_text() == "0"
     assert (runs / "b" / "logs" / "L" / "worker-3.log").exists()
@@ -306,7 +307,8 @@ def test_13b_without_init_from_is_refused_unless_from_scratch(capsys):
 
 @pytest.mark.parametrize("flags, message", [
     (["--gin_file=runs/orca_13b_typo.gin"], "gin file(s) not found: runs/orca_13b_typo.gin (looked in"),
-    (["--gin.LEARNIG_RATE=1e-5"], "does not parse: gin binding 'LEARNIG_RATE = 1e-5': macro LEARNIG_RATE is not used by any configurable; did you mean LEARNING_RATE?"),
+    (["--gin.LEARNIG_RATE=1e-5"], "does not parse: gin binding 'LEARNIG_RATE = 1e-5': macro LEARNIG_RATE is not "
+                                  "used by any configurable; did you mean LEARNING_RATE?"),
     (["--gin.train_stage.sede=1"], "does not parse"),
     (["--data_dir=/nonexistent/orca-data"], "--data_dir /nonexistent/orca-data does not exist"),
 ])

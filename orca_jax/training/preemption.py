@@ -51,8 +51,8 @@ def _sync_service_available() -> bool:
 class PreemptionWatch:
     """Answers, at each step boundary, whether every host should stop at this step.
 
-    Use as a context manager: it installs its SIGTERM handler (where it needs one) on entry
-    and restores the previous handler on exit.
+    `start` installs its SIGTERM handler (where it needs one), `stop` restores the previous
+    one; or use it as a context manager.
     """
 
     def __init__(self):
@@ -66,7 +66,8 @@ class PreemptionWatch:
                     "sync_point": "JAX's preemption sync point (coordination service)",
                     "allgather": "a SIGTERM handler, flags all-gathered every step"}
 
-    def __enter__(self) -> "PreemptionWatch":
+    def start(self) -> "PreemptionWatch":
+        """Install the SIGTERM handler where this mode needs one; returns self."""
         log.info("preemption notices: %s", self.DESCRIPTIONS[self.mode])
         if self.mode == "sync_point":
             return self  # JAX's notifier owns SIGTERM
@@ -76,10 +77,17 @@ class PreemptionWatch:
         self._previous = signal.signal(signal.SIGTERM, self._on_signal)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
+        """Restore the SIGTERM handler that was there before `start`."""
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
+
+    def __enter__(self) -> "PreemptionWatch":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if not self.requested:

@@ -5,7 +5,8 @@ pure train step (train_step.py).
 `<model_dir>/<stage>` and under the gin scope of the same name, so `stage2/train_stage.x`
 configures only stage two. A stage with a DONE file is skipped; one with checkpoints
 resumes from the latest complete one, data position included; stage two initialises its
-parameters from stage one's final checkpoint with a fresh optimizer and schedule.
+parameters from stage one's final checkpoint with a fresh optimizer and schedule. SIGTERM
+(a preemption notice) saves at the current step and raises `Preempted` (preemption.py).
 """
 
 from __future__ import annotations
@@ -228,33 +229,34 @@ class TrainLoop:
         writer = MetricsWriter(self.model_dir, self.num_train_steps, start)
         feed = Prefetcher(self.iterator, self.setup.batch["decoder_input_tokens"].sharding, self.batch_shape[0])
         window, position = Window(), None
+        watch = PreemptionWatch().start()
         try:
-            with PreemptionWatch() as watch:
-                while step < self.num_train_steps:
-                    try:
-                        batch, position, waited = feed.next_with_wait()
-                    except StopIteration:
-                        log.info("data exhausted after step %d", step)
-                        break
-                    state, metrics = self.step_fn(state, batch)
-                    step += 1
-                    window.add(metrics, waited)
-                    if step % self.log_every_steps == 0 or step == self.num_train_steps:
-                        self.report(step, window, writer, state, position)
-                        window = Window()
-                    if watch.should_stop(step):
-                        self.stop_for_preemption(step, state, position)
-                    if self.checkpointer.should_save(step):
-                        self.checkpointer.save(step, state, position)
-                if window.steps:
+            while step < self.num_train_steps:
+                try:
+                    batch, position, waited = feed.next_with_wait()
+                except StopIteration:
+                    log.info("data exhausted after step %d", step)
+                    break
+                state, metrics = self.step_fn(state, batch)
+                step += 1
+                window.add(metrics, waited)
+                if step % self.log_every_steps == 0 or step == self.num_train_steps:
                     self.report(step, window, writer, state, position)
-                if step > start:
+                    window = Window()
+                if watch.should_stop(step):
+                    self.stop_for_preemption(step, state, position)
+                if self.checkpointer.should_save(step):
                     self.checkpointer.save(step, state, position)
-                self.checkpointer.wait()
-                if watch.requested:  # a notice during the final save: do not start the next stage
-                    raise Preempted(step, self.model_dir)
+            if window.steps:
+                self.report(step, window, writer, state, position)
+            if step > start:
+                self.checkpointer.save(step, state, position)
+            self.checkpointer.wait()
+            if watch.requested:  # a notice during the final save: do not start the next stage
+                raise Preempted(step, self.model_dir)
             return step
         finally:
+            watch.stop()
             feed.close()
             writer.close()
 

@@ -27,10 +27,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_two(model_dir):
+def start_two(model_dir, **env_vars):
     """The tiny run as 2 processes x 4 CPU devices."""
     address = f"127.0.0.1:{free_port()}"
-    env = subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env = subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4", **env_vars)
     return [
         subprocess.Popen(
             train_command(model_dir, *BINDINGS, extra_flags=(
@@ -56,16 +56,32 @@ def preempt_one_host(processes, stage_dir, after_step, timeout=240):
     return stderrs, time.perf_counter() - sent
 
 
+def stopped_step(stderrs):
+    """The one step every process reports having saved at on preemption."""
+    steps = {int(m) for e in stderrs for m in re.findall(r"preempted: saved a checkpoint at step (\d+)", e)}
+    assert len(steps) == 1 and all("preempted: saved" in e for e in stderrs), stderrs[0][-3000:] + stderrs[1][-3000:]
+    return steps.pop()
+
+
+def test_without_the_preemption_service_hosts_agree_through_allgather(tmp_path):
+    """jax_enable_preemption_service=False: each host's SIGTERM flag is all-gathered per step."""
+    processes = start_two(tmp_path / "two", JAX_ENABLE_PREEMPTION_SERVICE="false")
+    stage = tmp_path / "two" / "stage1"
+    stderrs, seconds = preempt_one_host(processes, stage, PREEMPT_AFTER)
+    assert all("preemption notices: a SIGTERM handler, flags all-gathered every step" in e for e in stderrs)
+    stopped = stopped_step(stderrs)
+    assert PREEMPT_AFTER <= stopped < 12 and (stage / "checkpoints" / str(stopped)).exists()
+    print(f"two processes, all-gathered flags: both saved step {stopped}, exited {seconds:.2f}s after the signal")
+
+
 def test_two_processes_match_one_through_a_preemption(tmp_path, clean_gin):
     """One host gets SIGTERM: every host stops at the same step (JAX's preemption sync point)
     with a checkpoint there; the restarted pair then matches the one-process run."""
     processes = start_two(tmp_path / "two")
     stage = tmp_path / "two" / "stage1"
     stderrs, seconds = preempt_one_host(processes, stage, PREEMPT_AFTER)
-    stopped = {int(m) for e in stderrs for m in re.findall(r"preempted: saved a checkpoint at step (\d+)", e)}
-    assert len(stopped) == 1, stderrs[0][-3000:] + stderrs[1][-3000:]  # both hosts, the same step
     assert all("preemption notices: JAX's preemption sync point" in e for e in stderrs)
-    stopped = stopped.pop()
+    stopped = stopped_step(stderrs)  # both hosts, the same step
     assert PREEMPT_AFTER <= stopped < 12 and (stage / "checkpoints" / str(stopped)).exists()
     assert not (stage / "DONE").exists()
     print(f"two processes: SIGTERM to one after step {PREEMPT_AFTER}, both saved step {stopped} "

@@ -14,7 +14,8 @@ files it would write, and runs nothing):
    (gin_configs/ or the root); the gin config parses here as the trainer will parse it
    (typos fail now); a model larger than the test presets (tiny, demo) without INIT_FROM is
    refused unless `--from_scratch`; `--data_dir` and a gs:// INIT_FROM exist (gs:// paths
-   through gcs.py; a dry run only says it would look).
+   through gcs.py; a dry run only says it would look). Gin files are checked in this
+   checkout, also with `--code=git` (keep it at the ref you launch).
 
 1. Slice. `gcloud compute tpus tpu-vm describe` first: a READY slice is reused, a
    PREEMPTED/TERMINATED one is deleted and recreated, a missing one is created with the
@@ -545,7 +546,9 @@ class Launcher:
                     failed = [(j.name, c) for j, c in zip(dep.jobs, codes) if c not in (None, 0)]
                     if not failed:
                         continue  # training
-                    reason = f"trainer exited with code {failed[0][1]} ({failed[0][0]})"
+                    name, code = failed[0]
+                    reason = (f"trainer stopped on SIGTERM after saving (exit code {code}) ({name})"
+                              if code == PREEMPTED_EXIT_CODE else f"trainer exited with code {code} ({name})")
                 elif self.vm(dep).is_waiting(state):
                     continue
                 else:

@@ -191,6 +191,15 @@ def test_watcher_reruns_on_trainer_failure_and_gives_up():
     assert runner.removed == ["gs://b/run/logs/worker-0.exit"] * 2
 
 
+def test_watcher_reruns_a_run_stopped_by_sigterm():
+    exit_codes = iter([launch.PREEMPTED_EXIT_CODE, launch.PREEMPTED_EXIT_CODE, 0])  # poll 1; clearing; poll 2
+    runner = ScriptedRunner(["READY", "READY"])
+    launcher = launch.Launcher(runner, exit_code_reader=lambda model_dir: next(exit_codes))
+    assert launcher.watch([_dep()], max_restarts=3, poll_interval_s=10) == {"t": "finished"}
+    assert "t: trainer stopped on SIGTERM after saving (exit code 75) (run); restart 1/3" in runner.notes
+    assert _kinds(runner.commands) == ["describe", "scp", "ssh", "describe"]  # same slice, same command
+
+
 def test_wait_ready_times_out():
     runner = ScriptedRunner(["CREATING"] * 5)
     vm = launch.TpuVm(_dep().slice, runner, ready_poll_s=10, ready_timeout_s=20)

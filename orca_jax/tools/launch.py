@@ -749,7 +749,8 @@ def check_gin_files(gin_files: Sequence[str], repo_root: str) -> None:
 
 def read_run_config(job: TrainJob, repo_root: str) -> RunConfig:
     """Parse `job`'s gin config here, as the trainer will on the workers (a typo or an unknown
-    name fails now), and read the first stage's model preset and INIT_FROM."""
+    name fails now), and read the first stage's model preset and INIT_FROM. Clears gin's global
+    config before and after."""
     import gin
     from orca_jax import train  # the trainer's own parser: the same files, bindings and checks
     bindings = [f"{k} = {train.gin_value(v)}" for k, v in job.gin_bindings]

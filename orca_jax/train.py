@@ -10,6 +10,10 @@ literal or reference is taken as a string (`--gin.MODEL_DIR=/tmp/x` works unquot
 entry point is `run_stages` (orca_jax/training/trainer.py). Several hosts: pass
 `--coordinator_address/--num_processes/--process_id`, or `--distributed` to let
 jax.distributed.initialize detect the cluster (TPU pods, SLURM).
+
+SIGTERM (a spot VM's preemption notice) stops training after the current step with a
+checkpoint there, and exits 0 (or `--preempted_exit_code`) with a "preempted" message;
+rerunning the same command resumes from it (orca_jax/training/preemption.py).
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--num_processes", type=int, default=None)
     parser.add_argument("--process_id", type=int, default=None)
     parser.add_argument("--cpu_collectives", default=None, help="e.g. gloo, for several CPU processes")
+    parser.add_argument("--preempted_exit_code", type=int, default=0,
+                        help="exit code after SIGTERM stopped training with a checkpoint (the launcher passes 75 "
+                             "so that its run script reruns the job instead of taking it as finished)")
     return parse_known_gin_args(parser, argv)
 
 
@@ -147,8 +154,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     initialize_distributed(args)
     parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths or DEFAULT_SEARCH_PATHS)
+    from orca_jax.training.preemption import Preempted
     from orca_jax.training.trainer import run_stages
-    run_stages()
+    try:
+        run_stages()
+    except Preempted as e:  # a clean stop: the checkpoint is complete, a rerun resumes
+        logging.warning("%s", e)
+        if args.preempted_exit_code:
+            sys.exit(args.preempted_exit_code)
 
 
 def console_main() -> None:

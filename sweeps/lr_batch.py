@@ -13,6 +13,10 @@ from orca_jax.tools import hyper
 
 NAME = "lr_batch"
 GIN_FILES = ["runs/orca_13b.gin"]  # the trainer finds it in gin_configs/
+# Every run starts from converted LLaMA-13B weights (python -m orca_jax.convert import_hf);
+# replace BUCKET, or pass --gin.INIT_FROM=gs://... . Without INIT_FROM the launcher refuses
+# a 13B run unless --from_scratch.
+BINDINGS = {"INIT_FROM": "gs://BUCKET/llama13b_converted"}
 ABBREVIATIONS = {"train_stage.num_microbatches": "mb"}
 
 

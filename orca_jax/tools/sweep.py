@@ -2,13 +2,15 @@
 
 A sweep file is a Python file that defines `get_sweep()`, returning a list of points
 (dicts {gin binding name: value}) built with `orca_jax.tools.hyper`; optionally
-`NAME` (default: the file's stem), `GIN_FILES` (base gin files, before any --gin_file)
-and `ABBREVIATIONS` ({binding name: short name} for run names)::
+`NAME` (default: the file's stem), `GIN_FILES` (base gin files, before any --gin_file),
+`BINDINGS` ({name: value} every run gets, such as INIT_FROM; a --gin.NAME=VALUE given
+here overrides one) and `ABBREVIATIONS` ({binding name: short name} for run names)::
 
     # sweeps/lr_batch.py
     from orca_jax.tools import hyper
     NAME = "lr_batch"
     GIN_FILES = ["runs/orca_13b.gin"]  # found in gin_configs/ by the trainer
+    BINDINGS = {"INIT_FROM": "gs://BUCKET/llama13b_converted"}
     ABBREVIATIONS = {"train_stage.num_microbatches": "mb"}
     def get_sweep():
         return hyper.product([
@@ -25,7 +27,10 @@ and `ABBREVIATIONS` ({binding name: short name} for run names)::
 
 Point i becomes run `<name>-<i>-<summary>` (summary: abbreviated bindings, e.g.
 `lr_batch-1-lr1e-05_bs128_mb2`) with MODEL_DIR `<model_dir_root>/<run name>` and
-`--gin.NAME=VALUE` for each binding (after any common --gin.NAME=VALUE given here).
+`--gin.NAME=VALUE` for each binding (after the common ones: BINDINGS and --gin.NAME=VALUE).
+Before any slice is created, every run's gin config is parsed here (as the trainer will),
+a model larger than the test presets without INIT_FROM is refused unless --from_scratch,
+and INIT_FROM and --data_dir must exist (see launch.py).
 
 * `--mode=parallel` (default): one slice per run, named `<tpu>-<i>`.
 * `--mode=sequential`: every run one after the other on the one slice `<tpu>` (one
@@ -67,6 +72,8 @@ class SweepDef:
     points: list[dict[str, Any]]
     gin_files: list[str]
     abbreviations: dict[str, str]
+    bindings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Bindings every run gets (the file's BINDINGS, e.g. INIT_FROM); --gin.NAME=VALUE overrides them."""
 
 
 @dataclasses.dataclass
@@ -96,7 +103,15 @@ def load_sweep_file(path: str) -> SweepDef:
         points=points,
         gin_files=list(namespace.get("GIN_FILES", [])),
         abbreviations=dict(namespace.get("ABBREVIATIONS", {})),
+        bindings=dict(namespace.get("BINDINGS", {})),
     )
+
+
+def sweep_bindings(sweep: SweepDef, command_line: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The sweep file's BINDINGS (as gin text) overridden by --gin.NAME=VALUE, then the rest of those."""
+    given = dict(command_line)
+    merged = [(k, given.pop(k) if k in given else hyper.gin_literal(v)) for k, v in sweep.bindings.items()]
+    return merged + list(given.items())
 
 
 def abbreviate(name: str, abbreviations: dict[str, str]) -> str:
@@ -199,6 +214,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
     gin_files = sweep.gin_files + list(args.gin_file)
     if not gin_files:
         parser.error("no gin files: set GIN_FILES in the sweep file or pass --gin_file")
+    common = sweep_bindings(sweep, common)
     try:
         runs = make_runs(sweep, root, common)
     except ValueError as e:
@@ -219,7 +235,12 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
     where = (f"one slice per run ({base_slice.accelerator}, named {base_slice.tpu}-<i>)" if args.mode == "parallel"
              else f"one after the other on {base_slice.tpu} ({base_slice.accelerator})")
     print(describe_runs(sweep, runs, f"{args.mode}: {where}, launcher {launcher_kind}"), file=out, flush=True)
-    launch_lib.warn_missing_gin_files(gin_files, code, runner)
+    everything = launch_lib.Deployment(slice=base_slice, jobs=[run.job(gin_files) for run in runs], code=code,
+                                       data_dir=args.data_dir)
+    try:  # every run's gin config, INIT_FROM and --data_dir, before any slice is created
+        launch_lib.preflight(everything, runner, from_scratch=args.from_scratch)
+    except launch_lib.LaunchError as e:
+        parser.error(str(e))
 
     if launcher_kind == "xmanager":
         common_flags = launch_lib.slice_argv(args, parser)

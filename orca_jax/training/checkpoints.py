@@ -136,11 +136,10 @@ def find_params_dir(checkpoint: str) -> epath.Path:
     if (path / "params").exists():
         return path / "params"
     if (path / CHECKPOINTS_DIR).exists():
-        manager = ocp.CheckpointManager(path / CHECKPOINTS_DIR,
-                                        options=ocp.CheckpointManagerOptions(read_only=True))
-        step = manager.latest_step()
-        if step is not None:
-            return path / CHECKPOINTS_DIR / str(step) / "params"
+        # The step listing itself (a read-only CheckpointManager logs three warnings).
+        latest = ocp.step.latest_step_metadata(path / CHECKPOINTS_DIR, ocp.step.standard_name_format())
+        if latest is not None:
+            return path / CHECKPOINTS_DIR / str(latest.step) / "params"
     raise FileNotFoundError(
         f"no checkpoint at {checkpoint!r}: expected <dir>/params (a converted or step directory) or "
         f"<dir>/{CHECKPOINTS_DIR}/<step>/params (a stage run directory with a complete step)")
@@ -197,7 +196,9 @@ def load_params(checkpoint: str, config: LlamaConfig | None = None, mesh: Mesh |
         mesh they go to the default device.
     """
     params_dir = find_params_dir(checkpoint)
-    metadata = ocp.StandardCheckpointer().metadata(params_dir).item_metadata.tree
+    # The handler's metadata: the Checkpointer's would look for step metadata in the item
+    # directory of a managed step and log "Metadata file does not exist".
+    metadata = ocp.StandardCheckpointHandler().metadata(params_dir).tree
     recorded = load_model_config(checkpoint)
     if config is not None:
         check_same_shapes(config, recorded, checkpoint)

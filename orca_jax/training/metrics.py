@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -76,8 +77,11 @@ class MetricsWriter:
         self.tb = self.bar = self._lines = None
         if not self.enabled:
             return
+        truncate_records(self.path, start_step)
         from tensorboardX import SummaryWriter
-        self.tb = SummaryWriter(str(epath.Path(run_dir) / "tensorboard"))
+        # purge_step: TensorBoard drops the events of the steps a resumed run redoes.
+        self.tb = SummaryWriter(str(epath.Path(run_dir) / "tensorboard"),
+                                purge_step=start_step + 1 if start_step else None)
         if sys.stderr.isatty():
             from tqdm import tqdm
             self.bar = tqdm(total=total_steps, initial=start_step, desc=name, dynamic_ncols=True)
@@ -96,8 +100,10 @@ class MetricsWriter:
     def _append(self, line: str) -> None:
         """Append locally; object stores (gs://) cannot append, so rewrite the whole file there."""
         if "://" not in str(self.path):
-            with self.path.open("a") as f:
+            with open(self.path, "a") as f:  # one write of a whole line, flushed to disk
                 f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
             return
         if self._lines is None:
             self._lines = self.path.read_text() if self.path.exists() else ""
@@ -120,9 +126,42 @@ class MetricsWriter:
             self.tb.close()
 
 
+def complete_records(text: str) -> list[dict[str, Any]]:
+    """The records of a metrics file's text: whole JSON lines only (a line torn by a kill
+    mid-write, and any line appended onto it, is skipped)."""
+    lines = text.split("\n")[:-1]  # the part after the last newline is a torn (or empty) line
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+    return records
+
+
+def truncate_records(path: epath.Path, last_step: int) -> int:
+    """Keep the whole records of `path` up to `last_step` (the step a run resumes from), so
+    that the steps it redoes are not recorded twice; returns how many were dropped."""
+    if not path.exists():
+        return 0
+    text = path.read_text()
+    kept = [r for r in complete_records(text) if r["step"] <= last_step]
+    new_text = "".join(json.dumps(r) + "\n" for r in kept)
+    if new_text == text:
+        return 0
+    tmp = path.parent / (path.name + ".tmp")
+    tmp.write_text(new_text)
+    tmp.replace(path)  # atomic locally: a kill here leaves the old file or the new one
+    dropped = text.count("\n") + (not text.endswith("\n")) - len(kept)
+    log.info("%s: kept %d records up to step %d, dropped %d past it or torn", path, len(kept), last_step, dropped)
+    return dropped
+
+
 def read_metrics(run_dir: str) -> list[dict[str, Any]]:
     """The records of `<run_dir>/metrics.jsonl` (for tests and notebooks)."""
     path = epath.Path(run_dir) / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return complete_records(path.read_text())

@@ -5,7 +5,8 @@ pure train step (train_step.py).
 `<model_dir>/<stage>` and under the gin scope of the same name, so `stage2/train_stage.x`
 configures only stage two. A stage with a DONE file is skipped; one with checkpoints
 resumes from the latest complete one, data position included; stage two initialises its
-parameters from stage one's final checkpoint with a fresh optimizer and schedule.
+parameters from stage one's final checkpoint with a fresh optimizer and schedule. SIGTERM
+(a preemption notice) saves at the current step and raises `Preempted` (preemption.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from orca_jax.training.flops import peak_flops_per_device
 from orca_jax.training.loss import LossConfig
 from orca_jax.training.metrics import MetricsWriter, Window
 from orca_jax.training.optimizer import Optimizer, make_optimizer
+from orca_jax.training.preemption import Preempted, PreemptionWatch
 from orca_jax.training.train_step import batch_abstract, compile_train_step
 
 log = logging.getLogger(__name__)
@@ -227,6 +229,7 @@ class TrainLoop:
         writer = MetricsWriter(self.model_dir, self.num_train_steps, start)
         feed = Prefetcher(self.iterator, self.setup.batch["decoder_input_tokens"].sharding, self.batch_shape[0])
         window, position = Window(), None
+        watch = PreemptionWatch().start()
         try:
             while step < self.num_train_steps:
                 try:
@@ -240,6 +243,8 @@ class TrainLoop:
                 if step % self.log_every_steps == 0 or step == self.num_train_steps:
                     self.report(step, window, writer, state, position)
                     window = Window()
+                if watch.should_stop(step):
+                    self.stop_for_preemption(step, state, position)
                 if self.checkpointer.should_save(step):
                     self.checkpointer.save(step, state, position)
             if window.steps:
@@ -247,10 +252,25 @@ class TrainLoop:
             if step > start:
                 self.checkpointer.save(step, state, position)
             self.checkpointer.wait()
+            if watch.requested:  # a notice during the final save: do not start the next stage
+                raise Preempted(step, self.model_dir)
             return step
         finally:
+            watch.stop()
             feed.close()
             writer.close()
+
+    def stop_for_preemption(self, step: int, state: ts.TrainState, position: dict[str, Any]) -> None:
+        """Save at `step` (every host reaches the same step), wait for the save, raise Preempted.
+
+        The steps since the last metric step are not written: a resumed run redoes none of
+        them, and a partial window would add a record an uninterrupted run does not have.
+        """
+        start = time.perf_counter()
+        self.checkpointer.save(step, state, position)
+        self.checkpointer.wait()
+        log.warning("preemption: checkpoint at step %d saved in %.1fs", step, time.perf_counter() - start)
+        raise Preempted(step, self.model_dir)
 
     def report(self, step: int, window: Window, writer: MetricsWriter, state: ts.TrainState,
                position: dict[str, Any]) -> None:
@@ -291,22 +311,33 @@ def run_stages(model_dir: str = gin.REQUIRED, stages: tuple[str, ...] = ("stage1
     """
     if evaluate_after_stage:
         evaluator()  # fails before any compute if the evaluation runner is missing
-    write_gin_configs(model_dir, operative=False)
-    previous = None
+    previous, trained = None, []
     for name in stages:
         stage_dir = str(epath.Path(model_dir) / name)
         if ckpt_lib.is_done(stage_dir):
             log.info("stage %s is done (%s); skipping", name, stage_dir)
         else:
+            if not trained:
+                write_gin_configs(model_dir, operative=False)
             with gin.config_scope(name):
                 final_step = train_stage(stage_dir, previous_stage_dir=previous)
             ckpt_lib.mark_done(stage_dir, final_step)
             log.info("stage %s finished at step %d", name, final_step)
+            trained.append(name)
         if evaluate_after_stage:
             with gin.config_scope(name):
                 evaluate_stage(stage_dir)
         previous = stage_dir
-    write_gin_configs(model_dir, operative=True)
+    write_root_operative_config(model_dir, trained, stages)
+
+
+def write_root_operative_config(model_dir: str, trained: list[str], stages: tuple[str, ...]) -> None:
+    """`MODEL_DIR/operative_config.gin` after run_stages, unless this invocation trained less
+    than an earlier one recorded: gin's operative config only holds what ran in this process,
+    so a rerun that skipped finished stages would replace the full config with a few lines."""
+    exists = (epath.Path(model_dir) / "operative_config.gin").exists()
+    if trained and (not exists or list(trained) == list(stages)):
+        write_gin_configs(model_dir, operative=True)
 
 
 def evaluator():

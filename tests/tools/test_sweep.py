@@ -24,9 +24,12 @@ EXPECTED_RUNS = [
 ]
 
 
+INIT = ("INIT_FROM", '"gs://BUCKET/llama13b_converted"')  # the sweep file's BINDINGS
+
+
 def train_cmd(name, bindings):
-    argv = ["python3", "-m", "orca_jax.train", "--distributed", f"--gin_file={GIN}", *[f"--gin.{k}={v}" for k, v in bindings],
-            f'--gin.MODEL_DIR="{ROOT}/{name}"']
+    argv = ["python3", "-m", "orca_jax.train", "--distributed", "--preempted_exit_code=75", f"--gin_file={GIN}",
+            *[f"--gin.{k}={v}" for k, v in [INIT, *bindings]], f'--gin.MODEL_DIR="{ROOT}/{name}"']
     return argv
 
 
@@ -45,6 +48,10 @@ def test_runs_names_and_bindings():
     assert [r.bindings for r in runs] == [[("SEQUENCE_LENGTH", "2048")] + b for _, b in EXPECTED_RUNS]
     with pytest.raises(ValueError, match="--gin.LEARNING_RATE is also swept"):
         sweep.make_runs(sw, ROOT, [("LEARNING_RATE", "1.0")])
+    # The file's BINDINGS come first; a --gin.NAME=VALUE overrides one of them.
+    assert sw.bindings == {"INIT_FROM": "gs://BUCKET/llama13b_converted"}
+    assert sweep.sweep_bindings(sw, [("SEQUENCE_LENGTH", "2048")]) == [INIT, ("SEQUENCE_LENGTH", "2048")]
+    assert sweep.sweep_bindings(sw, [("INIT_FROM", "gs://b/ll")]) == [("INIT_FROM", "gs://b/ll")]
 
 
 def test_abbreviations_and_summary():
@@ -88,7 +95,10 @@ def test_parallel_dry_run_exact_commands():
     assert "# sweep lr_batch: 4 run(s), parallel: one slice per run (v5p-128, named sw-<i>), launcher tpu_vm" in out
     assert "#   [1] lr_batch-1-lr1e-05_bs128_mb2" in out
     assert f"#       model_dir: {ROOT}/lr_batch-1-lr1e-05_bs128_mb2" in out
-    assert "#       bindings:  LEARNING_RATE=1e-05 BATCH_SIZE=128 train_stage.num_microbatches=2" in out
+    assert ('#       bindings:  INIT_FROM="gs://BUCKET/llama13b_converted" LEARNING_RATE=1e-05 BATCH_SIZE=128 '
+            'train_stage.num_microbatches=2') in out
+    assert "lr_batch-1-lr1e-05_bs128_mb2: llama_13b model; stage1 starts from gs://BUCKET/llama13b_converted" in r.notes
+    assert r.notes.count("would check that INIT_FROM gs://BUCKET/llama13b_converted exists") == 1
 
 
 def test_sequential_dry_run_one_slice_one_script():
@@ -120,7 +130,7 @@ def test_xmanager_dry_run_lists_launcher_commands():
     assert r.commands[2] == [
         sys.executable, "-m", "orca_jax.tools.launch", "--tpu=sw-2", "--zone=z1", "--accelerator=v5p-128", "--spot",
         "--data_dir=gs://bkt/data", "--dry_run", f"--gin_file={GIN}", f"--model_dir={ROOT}/{name}",
-        f"--run_name={name}", "--launch_id=L", *[f"--gin.{k}={v}" for k, v in bindings],
+        f"--run_name={name}", "--launch_id=L", *[f"--gin.{k}={v}" for k, v in [INIT, *bindings]],
     ]
     assert "would create xmanager experiment 'lr_batch' (xm_local) with 4 work unit(s):" in r.notes
 
@@ -147,6 +157,7 @@ def test_xmanager_path_with_a_fake_module(monkeypatch):
                                      Local=lambda: "local")
     monkeypatch.setitem(sys.modules, "xmanager", types.SimpleNamespace(xm=xm, xm_local=xm_local))
     monkeypatch.setattr(sweep, "xmanager_available", lambda: True)
+    monkeypatch.setattr(launch.gcs, "exists", lambda path: path == "gs://BUCKET/llama13b_converted")
     class Recorder(DryRunRunner):  # records, but is not a dry run: the (fake) xmanager is called
         dry_run = False
 
@@ -196,7 +207,7 @@ def test_sweep_commands_parse_in_the_trainer():
         "for name in sorted(os.listdir('sweeps')):\n"
         "    if not name.endswith('.py'): continue\n"
         "    sw = sweep.load_sweep_file(os.path.join('sweeps', name))\n"
-        "    for run in sweep.make_runs(sw, 'gs://b/root', []):\n"
+        "    for run in sweep.make_runs(sw, 'gs://b/root', sweep.sweep_bindings(sw, [])):\n"
         "        args = t.parse_args(run.job(sw.gin_files, True).train_argv()[3:])\n"
         "        assert args.distributed\n"
         "        gin.clear_config()\n"
@@ -209,3 +220,20 @@ def test_sweep_commands_parse_in_the_trainer():
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_sweep_checks_every_run_before_any_slice(capsys):
+    """A 13B sweep without INIT_FROM (the examples used to omit it) is refused up front."""
+    runner = DryRunRunner(stream=io.StringIO())
+    with pytest.raises(SystemExit):
+        sweep.main(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--launcher=tpu_vm",
+                    "--gin.INIT_FROM=None", "--dry_run"], runner=runner)
+    assert "would train the llama_13b model from random initialisation" in capsys.readouterr().err
+    assert runner.commands == [] and runner.files == {}
+    rc, r = dry(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--launcher=tpu_vm",
+                 "--gin.INIT_FROM=None", "--from_scratch", "--dry_run"])
+    assert rc == 0 and "lr_batch-0-lr1e-05_bs64_mb1: llama_13b model; stage1 starts from random weights" in r.notes
+    with pytest.raises(SystemExit):
+        sweep.main(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--gin_file=runs/nope.gin",
+                    "--dry_run"], runner=DryRunRunner(stream=io.StringIO()))
+    assert "gin file(s) not found: runs/nope.gin" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The gin-configured trainer in-process: two stages, skip/resume, guards and early errors."""
 
 import json
+import logging
 import sys
 import types
 
@@ -24,9 +25,14 @@ def configure(model_dir, *bindings, files=("runs/tiny_cpu.gin",), tiny=True):
     train.parse_gin(files, bindings, train.DEFAULT_SEARCH_PATHS)
 
 
-def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch):
+def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
     configure(tmp_path, "STAGE2_TRAIN_STEPS = 3")
-    trainer.run_stages()
+    with caplog.at_level(logging.INFO):
+        trainer.run_stages()
+    # A normal run, stage hand-off included, logs nothing that looks like a failure (orbax
+    # used to warn "Metadata file does not exist" and "Given directory is read only").
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "initialising params from" in caplog.text  # the hand-off was captured
     stage1, stage2 = tmp_path / "stage1", tmp_path / "stage2"
     assert json.loads((stage1 / "DONE").read_text()) == {"final_step": 12}
     assert json.loads((stage2 / "DONE").read_text()) == {"final_step": 3}
@@ -56,10 +62,14 @@ def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch):
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(final_stage1)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
-    # Running again is a no-op: both stages are done.
-    before = (stage2 / "metrics.jsonl").read_text()
+    # Running again is a no-op: both stages are done; the run's configs stay as they were.
+    before = {p: p.read_text() for p in (stage2 / "metrics.jsonl", tmp_path / "operative_config.gin",
+                                         tmp_path / "config.gin")}
+    assert len(before[tmp_path / "operative_config.gin"].splitlines()) > 50
+    gin.clear_config()  # as in a new process: gin's operative config starts empty
+    configure(tmp_path, "STAGE2_TRAIN_STEPS = 3")
     trainer.run_stages()
-    assert (stage2 / "metrics.jsonl").read_text() == before
+    assert {p: p.read_text() for p in before} == before
 
     # The evaluation hook: a clear error up front without the runner; then once per stage.
     monkeypatch.setitem(sys.modules, "orca_jax.evaluation.runner", None)
@@ -153,3 +163,19 @@ def test_orca_13b_run_config_builds(layout, mesh, gate_proj_shard, embed_shard, 
     assert embed.sharding.shard_shape(embed.shape) == embed_shard
     adam = setup.abstract.opt_state[1][0]
     assert adam.mu["layers"]["block"]["mlp"]["gate_proj"].sharding == gate_proj.sharding  # moments follow params
+
+
+def test_preempted_run_exits_with_the_requested_code(tmp_path, clean_gin, monkeypatch):
+    """`python -m orca_jax.train` exits 0 after a preemption save, or --preempted_exit_code."""
+    from orca_jax.training.preemption import Preempted
+
+    def preempted():
+        raise Preempted(5, str(tmp_path / "stage1"))
+
+    monkeypatch.setattr(trainer, "run_stages", preempted)
+    argv = ["--gin_file=runs/tiny_cpu.gin", f"--gin.MODEL_DIR={tmp_path}"]
+    train.main(argv)  # returns: exit code 0
+    gin.clear_config()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv + ["--preempted_exit_code=75"])
+    assert exit_info.value.code == 75

@@ -48,8 +48,10 @@ def train_command(model_dir: Path, *bindings: str, extra_flags: tuple = ()) -> l
             f"--gin.MODEL_DIR={model_dir}", *flags, *extra_flags]
 
 
-def run_train(model_dir: Path, *bindings: str, env: dict | None = None, timeout: float = 180) -> None:
+def run_train(model_dir: Path, *bindings: str, env: dict | None = None,
+              timeout: float = 180) -> subprocess.CompletedProcess:
     """Run the trainer to completion in a subprocess; fail the test with its output if it fails."""
     result = subprocess.run(train_command(model_dir, *bindings), cwd=REPO, env=env or subprocess_env(),
                             capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return result

@@ -159,3 +159,45 @@ def test_cli_exit_status(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "does not fit on v5litepod-1" in proc.stderr and "16.00 GiB HBM" in proc.stderr
+
+
+def _search(total_of, start, granularity, budget):
+    calls = []
+
+    def total_at(batch):
+        calls.append(batch)
+        return total_of(batch)
+
+    found = aot_compile.search_max_batch(total_at, start, total_of(start), granularity, budget)
+    return found, calls
+
+
+def _is_the_largest(found, total_of, granularity, budget):
+    fits = lambda b: total_of(b) is not None and total_of(b) <= budget  # noqa: E731
+    return (found.batch_size % granularity == 0 and fits(found.batch_size)
+            and not fits(found.batch_size + granularity) and found.total == total_of(found.batch_size))
+
+
+@pytest.mark.parametrize("total_of", [
+    lambda b: 1000 + 10 * b,  # affine: extrapolation is exact
+    lambda b: 1000 + 10 * b + b * b // 20,  # convex: the first line under-estimates
+    lambda b: 1000 + 30 * b - (b * b // 40 if b < 400 else 4000),  # concave, then a jump
+    lambda b: 1000 + 10 * b if b <= 300 else None,  # the compiler refuses anything above 300
+])
+@pytest.mark.parametrize("budget", [2500, 4321, 7000])
+def test_max_batch_search_finds_the_largest_fitting_multiple(total_of, budget):
+    found, calls = _search(total_of, 16, 8, budget)
+    assert _is_the_largest(found, total_of, 8, budget), (found, calls)
+    assert len(calls) == len(set(calls)) and len(calls) <= 12  # never the same batch twice
+    assert dict(found.compiled)[found.batch_size + 8] is None or dict(found.compiled)[found.batch_size + 8] > budget
+
+
+def test_max_batch_search_affine_memory_takes_three_compiles():
+    """Two points fix the line; the candidate and its next multiple confirm it."""
+    found, calls = _search(lambda b: 1000 + 10 * b, 64, 32, 5000)
+    assert found.batch_size == 384 and len(calls) == 3 and found.slope == 10
+
+
+def test_max_batch_search_when_nothing_fits():
+    found, _ = _search(lambda b: 100 * b, 8, 8, 500)  # the start itself is over budget
+    assert found.batch_size is None

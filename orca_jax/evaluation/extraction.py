@@ -16,7 +16,7 @@ follows it ("The answer is - 7"); otherwise it is the answer's minus sign ("The 
 
 | type | rules, in order | compared |
 |---|---|---|
-| multiple_choice | 1. marker followed by a valid letter ("The answer is (B)", "Answer: B") or by an option's text; 2. a leading letter: "(B) ...", "B)", "B.", "B:", "B", or "B <option B's text>", unless its sentence rejects it ("(A) is wrong."); 3. the last sentence that names exactly one option and affirms it ("(C) is right", "... fits") or names it after a conclusion cue ("..., so (D)"), and does not reject it (a negation: "not", "wrong", "incorrect", "ruled out", ...); 4. "option B" / "choice (B)" (the letter right after the word) in a sentence that does not reject it; 5. the only distinct "(X)" in the text; 6. restated option text: the output equals one option's text, or exactly one option's text appears in the first sentence (else in the whole text). Hedges ("(A) or (C)") stay unparseable | letter == gold letter |
+| multiple_choice | 1. marker followed by a valid letter ("The answer is (B)", "Answer: B") or by an option's text; 2. a leading letter: "(B) ...", "B)", "B.", "B:", "B", or "B <option B's text>", unless its first clause rejects it ("(A) is wrong because ..."; "(B) heptagon, not (C) hexagon" still picks B); 3. the last sentence that names exactly one option where the clause naming it affirms it ("(C) is right", "(E) fits") or holds a conclusion cue ("..., so (D)") and has no negation ("not", "wrong", "incorrect", "ruled out", ...); 4. "option B" / "choice (B)" (the letter right after the word) in a clause without a negation; 5. the only distinct "(X)" in the text; 6. restated option text: the output equals one option's text, or exactly one option's text appears in the first sentence (else in the whole text). Clauses split at ",", ";", ":" and "because", "since", "but", "while", "whereas", "although". Hedges ("(A) or (C)") stay unparseable | letter == gold letter |
 | label (True/False, Yes/No, valid/invalid) | 1. marker followed by a label; 2. the first word is a label; 3. the first sentence ends with a label ("... is False.", not "... True or False."); 4. exactly one distinct label in the first sentence, then in the last sentence, then in the whole text (whole words only, so "valid" does not match "invalid"); 5. for Yes/No, "plausible" means yes and "implausible" no. In every rule a negation right before the word ("not X", "never X", "isn't X") gives X's complement: "not valid" is invalid, "not implausible" is yes | case-insensitive equality |
 | number | 1. the first number after a marker (also "result is", "total is", "equals"); 2. an output that is only a number; 3. the number after the last "="; 4. the number a concluding clause states: sentences from the last, and in each its conclusion cues ("so", "therefore", "thus", "hence", "in total", "altogether", "which makes", ...) from the last; the first number after the cue, else the last number before it in the same clause ("..., so you have 7 objects in total" gives 7, not 3); 5. the first number (digits or a number word up to "twenty") in the first sentence, then in the whole text (answer-first outputs: "You have 8 instruments. ..."). Digits win over number words in rule 4. Thousands separators and a unicode minus are accepted | numeric equality |
 | word_list | the text after the last marker or colon (else the whole output) split into words; only words that occur in the question's list (the text after its last colon) are kept, in their order | the space-joined words equal the target |
@@ -52,6 +52,7 @@ _AFFIRMATION = re.compile(r"(?i)\b(?:correct|right|true|best|answer|matches|fits
 _CONCLUSION = re.compile(r"(?i)\b(?:so|therefore|thus|hence|consequently|in\s+conclusion|overall|finally|"
                          r"in\s+total|total|altogether|in\s+all|(?:which|that|this)\s+(?:makes|gives|means|leaves))\b")
 _CLAUSE_END = re.compile(r"[,;:](?=\s)")
+_SUBCLAUSE = re.compile(r"[,;:]\s+|\s+(?i:because|since|but|while|whereas|although)\s+")
 _LETTER_AFTER = re.compile(r"^\s*(?:(?i:option|choice)\s*)?[:\-]?\s*[\(\[]?([A-Z])[\)\]]?(?![A-Za-z0-9])")
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 _NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|(?<![\w.])-?\d+(?:\.\d+)?")
@@ -130,16 +131,27 @@ def _letters_named(sentence: str, valid: set[str]) -> set[str]:
     return named & valid
 
 
+def _clause_of(sentence: str, pattern: re.Pattern) -> str:
+    """The part of `sentence` (split at ",", ";", ":" and at "because", "since", "but", ...)
+    where `pattern` first matches; "" when it does not."""
+    for clause in _SUBCLAUSE.split(sentence):
+        if pattern.search(clause):
+            return clause
+    return ""
+
+
 def _affirmed_letter(text: str, valid: set[str]) -> str | None:
-    """The letter of the last sentence that names exactly one option and affirms it ("(C) is
-    right") or names it after a conclusion cue ("..., so option C"), without rejecting it ("wrong", "not", "incorrect", ...)."""
+    """The letter of the last sentence that names exactly one option and, in the clause naming
+    it, affirms it ("(C) is right", "(E) fits") or follows a conclusion cue ("..., so (D)")
+    without rejecting it ("wrong", "not", "incorrect", "ruled out", ...)."""
     for sentence in reversed(_sentences(text)):
         named = _letters_named(sentence, valid)
-        if len(named) != 1 or _NEGATION.search(sentence):
+        if len(named) != 1:
             continue
-        cue = _CONCLUSION.search(sentence)
-        if _AFFIRMATION.search(sentence) or (cue and _letters_named(sentence[cue.end():], valid)):
-            return named.pop()
+        letter = named.pop()
+        clause = _clause_of(sentence, re.compile(rf"\({letter}\)|(?i:\b(?:option|choice)\b)\s+\(?{letter}\b"))
+        if clause and not _NEGATION.search(clause) and (_AFFIRMATION.search(clause) or _CONCLUSION.search(clause)):
+            return letter
     return None
 
 
@@ -173,13 +185,14 @@ def extract_choice(text: str, options: Mapping[str, str] | Sequence[tuple[str, s
         return m.group(1) or m.group(2)
     stripped = text.strip()
     leading = _leading_letter(stripped, valid, options)
-    if leading is not None and not _NEGATION.search(_first_sentence(stripped)):
-        return leading
+    if leading is not None and not _NEGATION.search(_SUBCLAUSE.split(_first_sentence(stripped))[0]):
+        return leading  # "(A) is wrong because ..." does not pick (A)
     if (found := _affirmed_letter(stripped, valid)) is not None:
         return found
     for sentence in _sentences(stripped):
-        if (m := _WEAK_MARKER.search(sentence)) and m.group(1) in valid and not _NEGATION.search(sentence):
-            return m.group(1)
+        if (m := _WEAK_MARKER.search(sentence)) and m.group(1) in valid:
+            if not _NEGATION.search(_clause_of(sentence, re.compile(re.escape(m.group(0))))):
+                return m.group(1)
     letters = {l for l in _PAREN_LETTER.findall(text) if l in valid}
     if len(letters) == 1:
         return letters.pop()

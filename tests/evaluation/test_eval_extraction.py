@@ -46,6 +46,10 @@ MULTIPLE_CHOICE_CASES = [
     ("(A) is wrong because a circle has no vertices. (C) is right: the path has six vertices.", "C"),
     ("Option A is ruled out since the path has corners. Option D has four sides. So option D.", "D"),
     ("The path cannot be (A) or (E). It has four sides with two equal pairs, so (D).", "D"),
+    ("(A) is wrong. (D) is correct because it is not a hexagon.", "D"),
+    # Answer first: a negation later in the sentence does not reject the leading letter.
+    ("(B) heptagon, not (C) hexagon: the path has seven vertices.", "B"),
+    ("(B) heptagon, because the path is not closed after six segments.", "B"),
 ]
 
 MULTIPLE_CHOICE_UNPARSEABLE = [

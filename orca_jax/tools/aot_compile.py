@@ -711,7 +711,7 @@ def report_max_batch(setup, settings: StageSettings, stage: str | None, platform
         print(f"   largest global batch with {min_headroom:.0%} headroom: {found.batch_size} x "
               f"{settings.sequence_length} ({found.batch_size / devices:g} rows per device), {gib(found.total)} "
               f"per device; {found.batch_size + granularity} does not fit (steps of {granularity}; "
-              f"{len(found.compiled)} compiles)")
+              f"{len(found.compiled) - 1} more compiles)")
     return found
 
 

@@ -13,6 +13,8 @@ Strong answer markers, checked first for every type, are phrases such as "the an
 "Answer:", "the correct option is", "I would choose", "evaluates to", and "(B) is correct". The text after
 a marker is read with the type's rules. A dash after a marker is a separator only when a space
 follows it ("The answer is - 7"); otherwise it is the answer's minus sign ("The answer is -\\frac{7}{9}").
+A sentence ends at ".", "!" or "?" before a space (an ellipsis "..." does not end one) or at a
+line break.
 
 | type | rules, in order | compared |
 |---|---|---|
@@ -61,7 +63,7 @@ _NUMBER_WORDS = {w: i for i, w in enumerate(
     "fifteen sixteen seventeen eighteen nineteen twenty".split())}
 _NUMBER_WORD = re.compile(r"(?i)\b(" + "|".join(_NUMBER_WORDS) + r")\b")
 _BRACKETS = "()[]{}<>"
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\.\.\.)\s+|\n")  # an ellipsis ("...") ends no sentence
 _YES_NO_SYNONYMS = {"plausible": "yes", "implausible": "no"}
 _NEGATED = r"(\b(?:not|never)\s+|n't\s+)?"  # "not X", "isn't X": X's complement
 

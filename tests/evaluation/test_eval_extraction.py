@@ -41,6 +41,7 @@ MULTIPLE_CHOICE_CASES = [
     ("A", "A"),
     ("The shape is a hexagon (C) since it has six sides.", "C"),
     # Several options discussed: the one a sentence affirms, not the first one named.
+    ("Let's look at each option: (A) ... wrong. (C) ... is right.", "C"),
     ("Let's look at each option: (A) circle is wrong, a circle has no vertices. (C) hexagon is right.", "C"),
     ("Let's look at each option: (A) is incorrect. (B) is not it either. (E) fits the path.", "E"),
     ("(A) is wrong because a circle has no vertices. (C) is right: the path has six vertices.", "C"),
@@ -167,6 +168,7 @@ NUMBER_CASES = [
     ("The answer is - 7", "7"),
     # No marker: the number of the concluding clause, not the first number of the text.
     ("There are 3 fruits and 4 vegetables, so you have 7 objects in total.", "7"),
+    ("I count 2 apples ... and 3 pears ... so 5 fruits.", "5"),
     ("I count 2 apples and 3 pears. Therefore, you have 5 fruits.", "5"),
     ("You have a flute (1), a piano (2) and a violin (3), which makes three instruments.", "3"),
     ("A flute, a piano and two violins: 4 instruments in total.", "4"),

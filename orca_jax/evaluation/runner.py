@@ -37,6 +37,7 @@ import numpy as np
 from orca_jax import partitioning
 from orca_jax.evaluation import download, loaders, prompts, report, scoring
 from orca_jax.evaluation.decoding import Decoder, Sampling, round_up
+from orca_jax.evaluation.decoding import Generation
 from orca_jax.models import LlamaConfig
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,9 @@ def _progress_line(label: str, done: int, total: int, seconds: float) -> str:
 
 
 def _generate_with_progress(decoder: Decoder, prompts: Sequence[Sequence[int]], max_new_tokens: int,
-                            sampling: Sampling, example_ids: Sequence[int], label: str):
+                            sampling: Sampling, example_ids: Sequence[int], label: str) -> Generation:
     """`decoder.generate` one decoding batch at a time (the same batches, so the same outputs),
     logging examples done / total, the rate and the time left after each batch."""
-    from orca_jax.evaluation.decoding import Generation
-
     step = decoder.batch_size
     out = Generation([], [], [])
     start = time.time()

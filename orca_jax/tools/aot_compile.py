@@ -661,6 +661,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_batch and not problems:
         result["max_batch"] = report_max_batch(setup, settings, stage, platform, memory.total, budget,
                                                args.min_headroom).as_dict()
+    elif args.max_batch:
+        print(f"   --max_batch: skipped, the configured batch {settings.batch_size} does not fit already")
 
     if not args.skip_decode:
         start = time.perf_counter()

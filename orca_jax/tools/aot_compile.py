@@ -706,12 +706,12 @@ def report_max_batch(setup, settings: StageSettings, stage: str | None, platform
     granularity = batch_granularity(setup, settings)
     found = search_max_batch(lambda b: train_total_at(setup, settings, b, stage, platform),
                              settings.batch_size, start_total, granularity, budget)
-    devices = setup.mesh.size
+    shards = granularity // settings.num_microbatches  # the batch mesh axes' size
     if found.batch_size is None:
         print(f"   largest global batch with {min_headroom:.0%} headroom: none (not even {granularity} rows)")
     else:
         print(f"   largest global batch with {min_headroom:.0%} headroom: {found.batch_size} x "
-              f"{settings.sequence_length} ({found.batch_size / devices:g} rows per device), {gib(found.total)} "
+              f"{settings.sequence_length} ({found.batch_size // shards} rows per batch shard), {gib(found.total)} "
               f"per device; {found.batch_size + granularity} does not fit (steps of {granularity}; "
               f"{len(found.compiled) - 1} more compiles)")
     return found

@@ -3,8 +3,10 @@ step on the same model shape, the same packed batches and the same optimizer.
 
 Numerics (chosen to match orca-jax's train step):
   * fp32 parameters (the master weights) and fp32 AdamW state; the forward and backward run
-    under `torch.autocast(bfloat16)` (bf16 matmuls, fp32 RMSNorm as transformers writes it),
-    like orca-jax's bf16 compute over fp32 params. Logits are upcast to fp32 for the loss.
+    in the compute dtype of the jax side (train_throughput.py --dtype): under
+    `torch.autocast(bfloat16)` for bfloat16 (bf16 matmuls, fp32 RMSNorm as transformers writes
+    it), like orca-jax's bf16 compute over fp32 params; `autocast(float16)` for float16; no
+    autocast (fp32 throughout) for float32. Logits are upcast to fp32 for the loss.
   * loss: sum of token cross-entropy over the response tokens (decoder_loss_weights = 1) divided
     by their count, on the already shifted decoder_target_tokens (no second shift).
   * clip to global norm 1.0, then AdamW(b1 0.9, b2 0.95, eps 1e-8, weight decay 0), fused on
@@ -30,6 +32,8 @@ torch.compile it is traced away.)
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import importlib.util
 import time
@@ -60,11 +64,27 @@ def resolve_attention(requested: str, device_type: str) -> str:
 
 
 ISOLATION_TOL = 5e-2  # bf16 autocast noise is ~3e-3; attention across segments gives ~1e-1..1
+COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
 
 
-def segment_isolation(torch, model, batches, device) -> float | None:
+def compute_context(torch, dtype: str, device):
+    """The autocast context for compute dtype `dtype` (a jax dtype name); none for float32."""
+    if dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"torch peer: compute dtype {dtype!r} is not one of {COMPUTE_DTYPES}")
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
+
+
+def precision_label(dtype: str) -> str:
+    """"fp32 master + bf16 autocast", ... as printed in the notes."""
+    short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[dtype]
+    return "fp32 master + fp32 compute (no autocast)" if dtype == "float32" else f"fp32 master + {short} autocast"
+
+
+def segment_isolation(torch, model, batches, device, dtype: str = "bfloat16") -> float | None:
     """max|logits(2nd example in its packed row) - logits(that example alone)| / max|logits(alone)|,
-    in eager mode under bf16 autocast, for the first row that packs at least two examples; None if
+    in eager mode in the compute dtype, for the first row that packs at least two examples; None if
     there is none. ~1e-3 when transformers isolates the packed segments, O(0.1-1) when it does not."""
     for b in batches:
         for r in range(b["decoder_segment_ids"].shape[0]):
@@ -76,20 +96,20 @@ def segment_isolation(torch, model, batches, device) -> float | None:
             pos = torch.as_tensor(torch_positions(b["decoder_positions"][r:r + 1], b["decoder_segment_ids"][r:r + 1]),
                                   device=device)
             idx = torch.as_tensor(cols, device=device)
-            with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            with torch.no_grad(), compute_context(torch, dtype, device):
                 packed = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0, idx].float()
                 alone = model(input_ids=ids[:, idx], position_ids=pos[:, idx], use_cache=False).logits[0].float()
             return float((packed - alone).abs().max() / alone.abs().max().clamp_min(1e-30))
     return None
 
 
-def sdpa_kernel_with_mask(torch, config, length: int, device) -> str | None:
-    """Which SDPA kernel a bf16 [1, heads, length, head_dim] call with a boolean mask can use on
+def sdpa_kernel_with_mask(torch, config, length: int, device, dtype: str = "bfloat16") -> str | None:
+    """Which SDPA kernel a [1, heads, length, head_dim] call in the compute dtype with a boolean mask can use on
     this CUDA device ("flash" cannot take a mask): "mem-efficient" or "math"; None off CUDA."""
     if device.type != "cuda":
         return None
     try:
-        q = torch.zeros(1, config.n_heads, length, config.dims_per_head, dtype=torch.bfloat16, device=device)
+        q = torch.zeros(1, config.n_heads, length, config.dims_per_head, dtype=getattr(torch, dtype), device=device)
         mask = torch.ones(1, 1, length, length, dtype=torch.bool, device=device)
         params = torch.backends.cuda.SDPAParams(q, q, q, mask, 0.0, False, False)
         return "mem-efficient" if torch.backends.cuda.can_use_efficient_attention(params, False) else "math"
@@ -104,9 +124,10 @@ def _sync(torch, device) -> None:
 
 def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, warmup: int,
               remat: str, attention: str = "auto", compile_mode: str = "auto", fused: str = "auto",
-              learning_rate: float = 2e-5, seed: int = 0) -> dict[str, Any]:
+              learning_rate: float = 2e-5, seed: int = 0, dtype: str = "bfloat16") -> dict[str, Any]:
     """Train `steps` timed steps (after `warmup`) of LlamaForCausalLM shaped like `config`
-    (an orca_jax LlamaConfig) over `batches` (the batch contract, cycled); returns the results."""
+    (an orca_jax LlamaConfig) over `batches` (the batch contract, cycled) with compute dtype
+    `dtype` (the jax side's `LlamaConfig.dtype`); returns the results."""
     import torch
     import torch.nn.functional as F
     import transformers
@@ -115,6 +136,7 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
 
     notes: list[str] = []
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    compute_context(torch, dtype, device)  # an unknown dtype fails before the model is built
     torch.manual_seed(seed)
     attn_impl = resolve_attention(attention, device.type)
     use_compile = compile_mode == "on" or (compile_mode == "auto" and device.type == "cuda")
@@ -139,12 +161,12 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    isolation = segment_isolation(torch, model, batches, device)
+    isolation = segment_isolation(torch, model, batches, device, dtype)
     if isolation is None:
         notes.append("torch segment isolation: not checked (no row with two segments)")
     else:
         verdict = "isolated" if isolation <= ISOLATION_TOL else "NOT ISOLATED: the torch rows attend across segments"
-        notes.append(f"torch segment isolation check (eager, bf16 autocast): logits of a row's 2nd packed example "
+        notes.append(f"torch segment isolation check (eager, {precision_label(dtype).split(' + ')[1]}): logits of a row's 2nd packed example "
                      f"vs the example alone differ by {isolation:.1e} of max|logit| (tol {ISOLATION_TOL}) -> {verdict}")
     if remat not in ("none", "full"):
         notes.append(f"torch remat: orca-jax policy {remat!r} has no transformers equivalent; torch uses "
@@ -161,7 +183,7 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
     vocab = hf_config.vocab_size
 
     def forward_loss(input_ids, position_ids, labels, denominator):
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        with compute_context(torch, dtype, device):
             logits = model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits
         ce = F.cross_entropy(logits.float().view(-1, vocab), labels.view(-1), ignore_index=-100, reduction="sum")
         return ce / denominator
@@ -213,7 +235,7 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
     peak_gib = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
     if attn_impl == "sdpa":
-        kernel = sdpa_kernel_with_mask(torch, config, int(device_batches[0][0].shape[1]), device)
+        kernel = sdpa_kernel_with_mask(torch, config, int(device_batches[0][0].shape[1]), device, dtype)
         attention_desc = "sdpa+block-diag mask" if kernel is None else f"sdpa {kernel}+mask"
         notes.append("torch sdpa: transformers builds a block-diagonal causal bool mask [B,1,L,L] from the "
                      "restarting position_ids; SDPA cannot use its flash kernel with a mask and runs the "
@@ -234,7 +256,8 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
         "num_devices": 1,
         "attention": attention_desc,
         "remat": "full(ckpt)" if use_ckpt else "none",
-        "precision": "fp32 master + bf16 autocast",
+        "precision": precision_label(dtype),
+        "compute_dtype": dtype,
         "compile_s": first_step_s,
         "step_s": step_s,
         "first_loss": first_loss,

@@ -11,12 +11,12 @@ Hugging Face transformers' LlamaForCausalLM on PyTorch, same model, batch, optim
 
 What each side runs, per preset:
   jax    orca_jax.training.train_step.compile_train_step, AOT-compiled with the state donated:
-         fp32 master params, bf16 compute (LlamaConfig.dtype), the chosen remat policy, the
+         fp32 master params, --dtype compute (LlamaConfig.dtype), the chosen remat policy, the
          sequence-chunked fp32 cross-entropy (LossConfig.chunk_size), clipping at 1.0 and
          make_optimizer's AdamW (b2 0.95), and the non-finite update skip.
-  torch  benchmarks/_torch_peer.py: LlamaForCausalLM with fp32 master weights under bf16
-         autocast, SDPA (or flash_attention_2 when installed), torch.compile and fused AdamW on
-         CUDA, gradient checkpointing when --remat is not none, clipping at 1.0.
+  torch  benchmarks/_torch_peer.py: LlamaForCausalLM with fp32 master weights, computing in
+         --dtype as the jax side does (bf16/fp16 autocast; no autocast for float32), SDPA (or
+         flash_attention_2 when installed), torch.compile and fused AdamW on CUDA, gradient checkpointing when --remat is not none, clipping at 1.0.
 Both get the same packed batches: Orca-like example lengths (orca_jax.data.synthetic; scaled
 by length/2048 below 2048 so short smoke rows still hold several examples) with random token
 ids, packed by the real best-fit-decreasing packer (orca_jax.data.packing.PackedStream and
@@ -237,6 +237,7 @@ def run_jax(preset: str, args: argparse.Namespace) -> dict[str, Any]:
         "attention": attention_desc,
         "remat": config.remat_policy,
         "precision": f"fp32 master + {config.dtype} compute",
+        "compute_dtype": str(config.dtype),
         "compile_s": compile_s,
         "step_s": step_s,
         "first_loss": first_loss,
@@ -260,7 +261,7 @@ def run_torch_worker(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     batches = packed_batches(args.length, args.batch_of[preset], args.num_batches, config.vocab_size, args.seed)
     result = run_torch(config, batches, steps=args.steps, warmup=args.warmup, remat=args.remat,
                        attention=args.torch_attention, compile_mode=args.torch_compile, fused=args.torch_fused,
-                       seed=args.seed)
+                       seed=args.seed, dtype=args.dtype)
     result["digest"] = batches_digest(batches)
     result["batch"] = args.batch_of[preset]
     result["fill"] = float(np.mean([fill_ratio(b) for b in batches]))
@@ -379,6 +380,9 @@ def print_notes(rows: list[Row], args: argparse.Namespace) -> None:
         if len(pair) == 2:
             if pair["jax"]["digest"] != pair["torch"]["digest"]:
                 seen.append(f"{preset}: WARNING the two sides saw different batches")
+            if pair["jax"].get("compute_dtype") != pair["torch"].get("compute_dtype"):
+                seen.append(f"{preset}: WARNING compute dtypes differ (jax {pair['jax'].get('compute_dtype')}, "
+                            f"torch {pair['torch'].get('compute_dtype')})")
             if pair["jax"]["num_params"] != pair["torch"]["num_params"]:
                 seen.append(f"{preset}: WARNING parameter counts differ "
                             f"({pair['jax']['num_params']:,} vs {pair['torch']['num_params']:,})")
@@ -509,7 +513,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chunk", type=int, default=512, help="LossConfig.chunk_size (0: unchunked)")
     p.add_argument("--mesh", default="1,-1,1", help="data,fsdp,tensor")
     p.add_argument("--microbatches", type=int, default=1)
-    p.add_argument("--dtype", default="bfloat16", help="compute dtype (params stay fp32)")
+    p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"),
+                   help="compute dtype of both sides: jax LlamaConfig.dtype, torch autocast (none for float32); "
+                        "params stay fp32")
     p.add_argument("--unroll", action="store_true", help="scan_layers=False")
     p.add_argument("--num_batches", type=int, default=4, help="distinct packed batches staged on device, cycled")
     p.add_argument("--seed", type=int, default=0)

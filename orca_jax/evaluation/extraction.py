@@ -11,13 +11,16 @@ string (a chat turn marker such as "<|im_end|>" or "### User:") and markdown emp
 
 Strong answer markers, checked first for every type, are phrases such as "the answer is",
 "Answer:", "the correct option is", "I would choose", "evaluates to", and "(B) is correct". The text after
-a marker is read with the type's rules.
+a marker is read with the type's rules. A dash after a marker is a separator only when a space
+follows it ("The answer is - 7"); otherwise it is the answer's minus sign ("The answer is -\\frac{7}{9}").
+A sentence ends at ".", "!" or "?" before a space (an ellipsis "..." does not end one) or at a
+line break.
 
 | type | rules, in order | compared |
 |---|---|---|
-| multiple_choice | 1. marker followed by a valid letter ("The answer is (B)", "Answer: B") or by an option's text; 2. a leading letter: "(B) ...", "B)", "B.", "B:", "B", or "B <option B's text>"; 3. "option B" / "choice (B)" anywhere; 4. the only distinct "(X)" in the text; 5. restated option text: the output equals one option's text, or exactly one option's text appears in the first sentence (else in the whole text) | letter == gold letter |
-| label (True/False, Yes/No, valid/invalid) | 1. marker followed by a label ("not X" means X's complement); 2. the first word is a label; 3. the first sentence ends with a label ("... is False.", not "... True or False."); 4. exactly one distinct label in the first sentence, then in the last sentence, then in the whole text (whole words only, so "valid" does not match "invalid"); 5. for Yes/No, "plausible" means yes and "implausible"/"not plausible" means no | case-insensitive equality |
-| number | 1. the first number after a marker (also "result is", "total is", "equals"); 2. an output that is only a number; 3. the number after the last "="; 4. the first number (digits or a number word up to "twenty") in the first sentence, then in the whole text. Thousands separators and a unicode minus are accepted | numeric equality |
+| multiple_choice | 1. marker followed by a valid letter ("The answer is (B)", "Answer: B") or by an option's text; 2. a leading letter: "(B) ...", "B)", "B.", "B:", "B", or "B <option B's text>", unless its first clause rejects it ("(A) is wrong because ..."; "(B) heptagon, not (C) hexagon" still picks B); 3. the last sentence that names exactly one option where the clause naming it affirms it ("(C) is right", "(E) fits") or holds a conclusion cue ("..., so (D)") and has no negation ("not", "wrong", "incorrect", "ruled out", ...); 4. "option B" / "choice (B)" (the letter right after the word) in a clause without a negation; 5. the only distinct "(X)" in the text; 6. restated option text: the output equals one option's text, or exactly one option's text appears in the first sentence (else in the whole text). Clauses split at ",", ";", ":" and "because", "since", "but", "while", "whereas", "although". Hedges ("(A) or (C)") stay unparseable | letter == gold letter |
+| label (True/False, Yes/No, valid/invalid) | 1. marker followed by a label; 2. the first word is a label; 3. the first sentence ends with a label ("... is False.", not "... True or False."); 4. exactly one distinct label in the first sentence, then in the last sentence, then in the whole text (whole words only, so "valid" does not match "invalid"); 5. for Yes/No, "plausible" means yes and "implausible" no. In every rule a negation right before the word ("not X", "never X", "isn't X") gives X's complement: "not valid" is invalid, "not implausible" is yes | case-insensitive equality |
+| number | 1. the first number after a marker (also "result is", "total is", "equals"); 2. an output that is only a number; 3. the number after the last "="; 4. the number a concluding clause states: sentences from the last, and in each its conclusion cues ("so", "therefore", "thus", "hence", "in total", "altogether", "which makes", ...) from the last; the first number after the cue, else the last number before it in the same clause ("..., so you have 7 objects in total" gives 7, not 3); 5. the first number (digits or a number word up to "twenty") in the first sentence, then in the whole text (answer-first outputs: "You have 8 instruments. ..."). Digits win over number words in rule 4. Thousands separators and a unicode minus are accepted | numeric equality |
 | word_list | the text after the last marker or colon (else the whole output) split into words; only words that occur in the question's list (the text after its last colon) are kept, in their order | the space-joined words equal the target |
 | dyck | the bracket characters after the last marker or colon (else in the first line). If the output restates the input sequence first, that prefix is removed | bracket sequence equality, spaces ignored |
 | math (AGIEval cloze) | 1. the last `\\boxed{...}`; 2. the text after a marker, up to the end of the sentence; 3. the last `$...$`; 4. an output that is one line of math (no run of three words); 5. the last number | normalised strings equal, or both parse to numbers that are equal (within 1e-6). Normalisation strips `$`, `\\left`/`\\right`, spacing commands, `\\text{...}` units, degrees and `%`, and a leading `x =` (an answer that is all `\\text{...}` keeps its text); it rewrites `\\dfrac`/`\\tfrac` to `\\frac`, and `\\frac{a}{b}` and `\\frac12` to `a/b` |
@@ -35,14 +38,23 @@ DEFAULT_STOP_STRINGS: tuple[str, ...] = ("<|im_end|>", "<|im_start|>", "<|endoft
                                          "### User:", "### System:", "### Human:")
 
 _STRONG_MARKERS = re.compile(
-    r"(?i:\banswer\b\s*(?:is|would\s+be|should\s+be|will\s+be|must\s+be)?\s*(?:therefore|thus)?\s*(?:[:=–]|-(?!\d))?"
-    r"|\b(?:correct|right|best)\s+(?:option|choice|response)\b\s*(?:is|would\s+be|should\s+be)?\s*(?:[:=–]|-(?!\d))?"
+    r"(?i:\banswer\b\s*(?:is|would\s+be|should\s+be|will\s+be|must\s+be)?\s*(?:therefore|thus)?\s*(?:[:=–]|-(?=\s))?"
+    r"|\b(?:correct|right|best)\s+(?:option|choice|response)\b\s*(?:is|would\s+be|should\s+be)?\s*(?:[:=–]|-(?=\s))?"
     r"|\bI\s+(?:would\s+|will\s+|'d\s+)?(?:choose|pick|select|go\s+with)\b"
     r"|\b(?:result|total|sum|count)\s+(?:is|would\s+be|=)"
     r"|\bequals\b|\bevaluates?\s+to\b|\bsimplifies\s+to\b)")
 _REVERSED_MARKER = re.compile(
     r"(?:\(([A-Z])\)|\b([A-Z])\b)\s+is\s+(?:the\s+)?(?:correct|right|best)(?:\s+(?:answer|option|choice))?\b")
-_WEAK_MARKERS = re.compile(r"(?i:\b(?:option|choice)\b\s*[:\-]?)")
+# "option B" / "choice (B)": the letter follows the word directly ("each option: (A) ..." lists).
+_WEAK_MARKER = re.compile(r"(?i:\b(?:option|choice)\b)\s+[\(\[]?([A-Z])[\)\]]?(?![A-Za-z0-9])")
+# A sentence that rejects what it names, one that affirms it, and one that concludes.
+_NEGATION = re.compile(r"(?i)\b(?:not|never|no\s+longer|wrong|incorrect|false|untrue|eliminated?|ruled?\s+out|"
+                       r"cannot|can't|isn't|aren't|doesn't|does\s+not)\b")
+_AFFIRMATION = re.compile(r"(?i)\b(?:correct|right|true|best|answer|matches|fits|consistent)\b")
+_CONCLUSION = re.compile(r"(?i)\b(?:so|therefore|thus|hence|consequently|in\s+conclusion|overall|finally|"
+                         r"in\s+total|total|altogether|in\s+all|(?:which|that|this)\s+(?:makes|gives|means|leaves))\b")
+_CLAUSE_END = re.compile(r"[,;:](?=\s)")
+_SUBCLAUSE = re.compile(r"[,;:]\s+|\s+(?i:because|since|but|while|whereas|although)\s+")
 _LETTER_AFTER = re.compile(r"^\s*(?:(?i:option|choice)\s*)?[:\-]?\s*[\(\[]?([A-Z])[\)\]]?(?![A-Za-z0-9])")
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 _NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|(?<![\w.])-?\d+(?:\.\d+)?")
@@ -51,8 +63,9 @@ _NUMBER_WORDS = {w: i for i, w in enumerate(
     "fifteen sixteen seventeen eighteen nineteen twenty".split())}
 _NUMBER_WORD = re.compile(r"(?i)\b(" + "|".join(_NUMBER_WORDS) + r")\b")
 _BRACKETS = "()[]{}<>"
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
-_YES_NO_SYNONYMS = (("not plausible", "no"), ("implausible", "no"), ("plausible", "yes"))
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\.\.\.)\s+|\n")  # an ellipsis ("...") ends no sentence
+_YES_NO_SYNONYMS = {"plausible": "yes", "implausible": "no"}
+_NEGATED = r"(\b(?:not|never)\s+|n't\s+)?"  # "not X", "isn't X": X's complement
 
 
 def clean_output(text: str, stop_strings: Iterable[str] = DEFAULT_STOP_STRINGS) -> str:
@@ -114,6 +127,48 @@ def _options_mentioned(text: str, options: Mapping[str, str]) -> list[str]:
                   if not any(t != u and t in u for u in hits.values()))
 
 
+def _letters_named(sentence: str, valid: set[str]) -> set[str]:
+    """Valid letters a sentence names as "(B)", "option B" or "choice B"."""
+    named = set(_PAREN_LETTER.findall(sentence)) | {m.group(1) for m in _WEAK_MARKER.finditer(sentence)}
+    return named & valid
+
+
+def _clause_of(sentence: str, pattern: re.Pattern) -> str:
+    """The part of `sentence` (split at ",", ";", ":" and at "because", "since", "but", ...)
+    where `pattern` first matches; "" when it does not."""
+    for clause in _SUBCLAUSE.split(sentence):
+        if pattern.search(clause):
+            return clause
+    return ""
+
+
+def _affirmed_letter(text: str, valid: set[str]) -> str | None:
+    """The letter of the last sentence that names exactly one option and, in the clause naming
+    it, affirms it ("(C) is right", "(E) fits") or follows a conclusion cue ("..., so (D)")
+    without rejecting it ("wrong", "not", "incorrect", "ruled out", ...)."""
+    for sentence in reversed(_sentences(text)):
+        named = _letters_named(sentence, valid)
+        if len(named) != 1:
+            continue
+        letter = named.pop()
+        clause = _clause_of(sentence, re.compile(rf"\({letter}\)|(?i:\b(?:option|choice)\b)\s+\(?{letter}\b"))
+        if clause and not _NEGATION.search(clause) and (_AFFIRMATION.search(clause) or _CONCLUSION.search(clause)):
+            return letter
+    return None
+
+
+def _leading_letter(stripped: str, valid: set[str], options: Mapping[str, str]) -> str | None:
+    """"(B) ...", "B)", "B.", "B:", "B", "B - ...", "B is ..." or "B <option B's text>" at the start."""
+    if m := re.match(r"^\(([A-Z])\)", stripped):
+        return m.group(1) if m.group(1) in valid else None
+    if m := re.match(r"^([A-Z])(?:[).:,]|\s*$|\s+(?:-|–|is\b))", stripped):
+        return m.group(1) if m.group(1) in valid else None
+    if (m := re.match(r"^([A-Z])\s+(\S.*)", stripped, re.S)) and m.group(1) in valid and options:
+        if _option_at_start(m.group(2), {m.group(1): options[m.group(1)]}) == m.group(1):
+            return m.group(1)
+    return None
+
+
 def extract_choice(text: str, options: Mapping[str, str] | Sequence[tuple[str, str]] = ()) -> str | None:
     """The option letter the output picks (see the module table), or None."""
     options = dict(options)
@@ -131,19 +186,15 @@ def extract_choice(text: str, options: Mapping[str, str] | Sequence[tuple[str, s
     if (m := _REVERSED_MARKER.search(text)) and (m.group(1) or m.group(2)) in valid:
         return m.group(1) or m.group(2)
     stripped = text.strip()
-    if m := re.match(r"^\(([A-Z])\)", stripped):
-        if m.group(1) in valid:
-            return m.group(1)
-    if m := re.match(r"^([A-Z])(?:[).:,]|\s*$|\s+(?:-|–|is\b))", stripped):
-        if m.group(1) in valid:
-            return m.group(1)
-    if (m := re.match(r"^([A-Z])\s+(\S.*)", stripped, re.S)) and m.group(1) in valid and options:
-        if _option_at_start(m.group(2), {m.group(1): options[m.group(1)]}) == m.group(1):
-            return m.group(1)
-    for m in _WEAK_MARKERS.finditer(text):
-        lm = _LETTER_AFTER.match(text[m.end():])
-        if lm and lm.group(1) in valid:
-            return lm.group(1)
+    leading = _leading_letter(stripped, valid, options)
+    if leading is not None and not _NEGATION.search(_SUBCLAUSE.split(_first_sentence(stripped))[0]):
+        return leading  # "(A) is wrong because ..." does not pick (A)
+    if (found := _affirmed_letter(stripped, valid)) is not None:
+        return found
+    for sentence in _sentences(stripped):
+        if (m := _WEAK_MARKER.search(sentence)) and m.group(1) in valid:
+            if not _NEGATION.search(_clause_of(sentence, re.compile(re.escape(m.group(0))))):
+                return m.group(1)
     letters = {l for l in _PAREN_LETTER.findall(text) if l in valid}
     if len(letters) == 1:
         return letters.pop()
@@ -163,20 +214,23 @@ def extract_choice(text: str, options: Mapping[str, str] | Sequence[tuple[str, s
 
 
 def _labels_in(text: str, labels: Sequence[str]) -> list[str]:
-    """Distinct labels (lower case) mentioned as whole words; "not X" counts as X's complement."""
+    """Distinct labels (lower case) mentioned as whole words; "not X" / "isn't X" counts as X's
+    complement. For Yes/No, "plausible" is yes and "implausible" no (each flipped by a negation)."""
     low = text.lower()
     lowered = [l.lower() for l in labels]
     found = []
-    for m in re.finditer(r"\b(not\s+)?(" + "|".join(map(re.escape, lowered)) + r")\b", low):
+    for m in re.finditer(_NEGATED + r"\b(" + "|".join(map(re.escape, lowered)) + r")\b", low):
         label = m.group(2)
         if m.group(1):
             label = at.LABEL_COMPLEMENTS.get(label, "")
         if label in lowered and label not in found:
             found.append(label)
     if not found and {"yes", "no"} <= set(lowered):
-        for phrase, label in _YES_NO_SYNONYMS:
-            if re.search(r"\b" + phrase + r"\b", low):
-                return [label]
+        for m in re.finditer(_NEGATED + r"\b(plausible|implausible)\b", low):
+            label = _YES_NO_SYNONYMS[m.group(2)]
+            label = at.LABEL_COMPLEMENTS[label] if m.group(1) else label
+            if label not in found:
+                found.append(label)
     return found
 
 
@@ -184,7 +238,7 @@ def extract_label(text: str, labels: Sequence[str]) -> str | None:
     """The label (lower case) the output gives, or None."""
     lowered = [l.lower() for l in labels]
     for segment in _after_markers(text):
-        m = re.match(r"^\s*(not\s+)?([A-Za-z]+)", segment)
+        m = re.match(r"^\s*" + _NEGATED + r"([A-Za-z]+)", segment)
         if m:
             word = m.group(2).lower()
             if m.group(1):
@@ -195,7 +249,7 @@ def extract_label(text: str, labels: Sequence[str]) -> str | None:
     if m and m.group(1).lower() in lowered:
         return m.group(1).lower()
     sentences = _sentences(text)
-    m = re.search(r"(\b(?:or|and)\s+)?\b(not\s+)?([A-Za-z]+)\W*$", sentences[0]) if sentences else None
+    m = re.search(r"(\b(?:or|and)\s+)?" + _NEGATED + r"\b([A-Za-z]+)\W*$", sentences[0]) if sentences else None
     if m and not m.group(1) and m.group(3).lower() in lowered:  # "not ( True ) and ( True ) is False."
         word = m.group(3).lower()
         return at.LABEL_COMPLEMENTS.get(word, "") if m.group(2) else word
@@ -234,6 +288,31 @@ def _first_number(text: str, words: bool = True) -> str | None:
     return _format_number(_number_value(min(candidates)[1]))
 
 
+def _conclusion_number(text: str) -> str | None:
+    """The number a concluding clause states. Sentences are read from the last; in a sentence,
+    its conclusion cues ("so", "therefore", "in total", "which makes", ...) from the last: the
+    first number after the cue, else the last number before it within its clause ("7 objects
+    in total"; a clause ends at ",", ";" or ":"). Digits win over number words."""
+    for sentence in reversed(_sentences(text)):
+        for cue in reversed(list(_CONCLUSION.finditer(sentence))):
+            clause_start = max((m.end() for m in _CLAUSE_END.finditer(sentence, 0, cue.start())), default=0)
+            for words in (False, True):
+                found = (_first_number(sentence[cue.end():], words=words)
+                         or _last_number(sentence[clause_start:cue.start()], words=words))
+                if found is not None:
+                    return found
+    return None
+
+
+def _last_number(text: str, words: bool = True) -> str | None:
+    candidates = [(m.start(), m.group(0)) for m in _NUMBER.finditer(text)]
+    if words:
+        candidates += [(m.start(), m.group(1)) for m in _NUMBER_WORD.finditer(text)]
+    if not candidates:
+        return None
+    return _format_number(_number_value(max(candidates)[1]))
+
+
 def extract_number(text: str) -> str | None:
     """The number the output gives, formatted canonically ("8", "-35", "2.5"), or None."""
     for segment in _after_markers(text):
@@ -245,6 +324,8 @@ def extract_number(text: str) -> str | None:
     equals = list(re.finditer(r"=\s*(-?\d[\d,]*(?:\.\d+)?)", text))
     if equals:
         return _format_number(_number_value(equals[-1].group(1)))
+    if (found := _conclusion_number(text)) is not None:
+        return found
     for segment in (_first_sentence(text), text):
         if (found := _first_number(segment)) is not None:
             return found

@@ -1,4 +1,5 @@
-"""Writing results: results.json, predictions.jsonl and results.md (beside the paper's table)."""
+"""Writing results: results.json, predictions.jsonl and results.md (beside the paper's table), and
+TensorBoard scalars at the checkpoint's step when the checkpoint belongs to a training run."""
 
 from __future__ import annotations
 
@@ -110,3 +111,54 @@ def write_markdown(output_dir: str, results: Mapping[str, Any]) -> str:
     path = os.path.join(output_dir, RESULTS_MD)
     _atomic_write(path, markdown(results))
     return path
+
+
+# -- TensorBoard --------------------------------------------------------------------------------
+
+TENSORBOARD_DIR = "tensorboard"  # <run_dir>/tensorboard, where training.metrics writes too
+
+
+def run_checkpoint_step(checkpoint: str) -> tuple[str, int] | None:
+    """(run dir, step) when `checkpoint` is a stage run dir (its latest complete step) or one of
+    its step dirs (`<run>/checkpoints/<step>`); None for a converted dir or a random init."""
+    if checkpoint.startswith("random"):
+        return None
+    from etils import epath
+
+    from orca_jax.training.checkpoints import CHECKPOINTS_DIR, find_params_dir
+
+    try:
+        step_dir = find_params_dir(checkpoint).parent
+    except FileNotFoundError:
+        return None
+    if step_dir.parent.name != CHECKPOINTS_DIR or not step_dir.name.isdigit():
+        return None
+    return str(epath.Path(step_dir).parent.parent), int(step_dir.name)
+
+
+def scalars(results: Mapping[str, Any]) -> dict[str, float]:
+    """TensorBoard scalars of one evaluation: `eval/<benchmark>/<task>/accuracy` per task and
+    `eval/<benchmark>/average_<group>/accuracy` per aggregate (plus `.../loglik_accuracy`)."""
+    out = {}
+    for name, bench in results["benchmarks"].items():
+        rows = [(task, summary) for task, summary in bench["tasks"].items()]
+        rows += [(f"average_{group}", agg) for group, agg in bench["aggregates"].items() if agg]
+        for key, summary in rows:
+            for metric in ("accuracy", "loglik_accuracy"):
+                if summary.get(metric) is not None:
+                    out[f"eval/{name}/{key}/{metric}"] = float(summary[metric])
+    return out
+
+
+def write_tensorboard(results: Mapping[str, Any], run_dir: str, step: int) -> dict[str, float]:
+    """Write `scalars(results)` at `step` into `<run_dir>/tensorboard`; returns what was written."""
+    from tensorboardX import SummaryWriter
+
+    values = scalars(results)
+    writer = SummaryWriter(os.path.join(run_dir, TENSORBOARD_DIR))
+    try:
+        for tag, value in values.items():
+            writer.add_scalar(tag, value, step)
+    finally:
+        writer.close()
+    return values

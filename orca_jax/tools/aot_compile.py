@@ -21,7 +21,14 @@ the body of a scanned layer stack once, beside the analytic count). Then it comp
 evaluation's generate function (orca_jax.evaluation.decoding: prefill of the longest
 prompt bucket + the KV-cache decode loop, at the evaluation batch size) and prints its
 memory. Finally the analytic time of every stage on the slice: slots (steps x batch x
-length) x 6N FLOPs / (chips x peak x --mfu).
+length) x `LlamaConfig.flops_per_token(length)` (6N + causal attention, the same figure as
+the step time) / (chips x peak x --mfu).
+
+`--max_batch` also finds the largest global batch whose train step fits with
+`--min_headroom`: memory is close to affine in the batch, so the tool compiles at a second
+batch, extrapolates to the budget, compiles that candidate and steps by the data-parallel
+granularity (batch mesh axes x microbatches) until it holds a batch that fits next to one
+that does not.
 
 Exit status: 0 everything fits with `--min_headroom` to spare; 1 something does not fit
 (the message names the topology, the total, the HBM and what to change); 2 a usage,
@@ -92,6 +99,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--hbm_gib", type=float, default=None, help="override the chip's HBM (GiB)")
     parser.add_argument("--mfu", type=float, default=DEFAULT_MFU,
                         help="model FLOPs utilisation assumed for the analytic stage times (default 0.4)")
+    parser.add_argument("--max_batch", action="store_true",
+                        help="also find the largest global batch whose train step fits with --min_headroom "
+                             "(compiles at a second batch, extrapolates, confirms: 2-4 more compiles)")
     parser.add_argument("--json", default=None, help="also write the results as JSON to this path")
     args = parse_known_gin_args(parser, argv)
     if not 0 <= args.min_headroom < 1:
@@ -440,8 +450,9 @@ def compile_decode(setup, eval_batch_size: int, max_new_tokens: int | None, plat
 # Analytic stage times
 
 
-def stage_times(topology, sequence_length: int, params: int, mfu: float) -> list[dict[str, Any]]:
-    """Per stage of run_stages.stages: slots = steps x batch x length, hours at 6N FLOPs/token."""
+def stage_times(topology, config, mfu: float, num_slices: int = 1) -> list[dict[str, Any]]:
+    """Per stage of run_stages.stages: slots = steps x batch x length; hours at the model's
+    `flops_per_token(length)` (6N + causal attention), the figure the step time uses too."""
     try:
         stages = tuple(gin.query_parameter("run_stages.stages"))
     except ValueError:
@@ -452,12 +463,104 @@ def stage_times(topology, sequence_length: int, params: int, mfu: float) -> list
         if not s.num_train_steps:
             continue
         tokens = s.num_train_steps * s.batch_size * s.sequence_length
-        flops = 6 * params * tokens
-        seconds = flops / (topology.num_chips * topology.peak_bf16_flops_per_chip * mfu)
+        flops_per_token = config.flops_per_token(s.sequence_length)
+        flops = flops_per_token * tokens
+        seconds = flops / (topology.num_chips * num_slices * topology.peak_bf16_flops_per_chip * mfu)
         out.append({"stage": stage, "steps": s.num_train_steps, "batch_size": s.batch_size,
-                    "sequence_length": s.sequence_length, "tokens": tokens, "flops": flops,
-                    "hours": seconds / 3600})
+                    "sequence_length": s.sequence_length, "tokens": tokens, "flops_per_token": flops_per_token,
+                    "flops": flops, "hours": seconds / 3600})
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Largest batch
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSearch:
+    """The largest global batch whose train step fits the budget, and how it was found."""
+
+    batch_size: int | None  # None: not even `granularity` rows fit
+    total: int | None  # per-device bytes at batch_size
+    granularity: int  # the step between valid batches (batch mesh axes x microbatches)
+    compiled: tuple[tuple[int, int | None], ...]  # (batch, per-device total; None = compiler OOM), in order
+    slope: float | None  # extrapolated bytes per extra row of global batch
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "compiled": [list(c) for c in self.compiled]}
+
+
+def search_max_batch(total_at, start: int, start_total: int, granularity: int, budget: int,
+                     max_compiles: int = 12) -> BatchSearch:
+    """The largest multiple of `granularity` whose per-device total fits `budget`.
+
+    `total_at(batch)` compiles the train step and returns its per-device total (None when the
+    compiler runs out of memory); `start` is a batch known to fit, at `start_total`. Memory is
+    close to affine in the batch: compile at 2 x start, then repeatedly extrapolate along the
+    line through the last two compiled batches (a secant step) and compile the candidate,
+    keeping it strictly between the largest batch known to fit and the smallest known not
+    to. Stops with a compiled batch that fits next to a compiled one that does not.
+    """
+    seen: dict[int, int | None] = {start: start_total}
+
+    def fits(batch: int) -> bool:
+        return seen[batch] is not None and seen[batch] <= budget
+
+    slope = None
+    candidate = start + max(granularity, start // granularity * granularity)
+    while True:
+        if len(seen) > max_compiles:
+            raise AotError(f"--max_batch: no answer after {max_compiles} compiles ({sorted(seen.items())})")
+        seen[candidate] = total_at(candidate)
+        lo = max(b for b in seen if fits(b)) if any(fits(b) for b in seen) else 0
+        above = [b for b in seen if not fits(b)]
+        hi = min(above) if above else None
+        if hi is not None and hi - lo <= granularity:
+            break
+        measured = [b for b in seen if seen[b] is not None][-2:]  # the secant of the last two
+        guess = None
+        if len(measured) == 2 and seen[measured[0]] != seen[measured[1]]:
+            (b0, m0), (b1, m1) = ((b, seen[b]) for b in measured)
+            slope = (m1 - m0) / (b1 - b0)
+            if slope > 0:
+                guess = int((b0 + (budget - m0) / slope) // granularity) * granularity
+        if hi is not None and (guess is None or guess >= hi):  # the line leaves the bracket: halve it
+            guess = (lo + hi) // 2 // granularity * granularity
+        elif guess is None:  # no usable line and nothing known not to fit: double
+            guess = 2 * max(lo, granularity)
+        candidate = max(guess, lo + granularity)
+        if hi is not None:
+            candidate = min(candidate, hi - granularity)
+        if candidate in seen:  # only if memory is not monotone in the batch
+            raise AotError(f"--max_batch: memory is not monotone in the batch ({sorted(seen.items())})")
+    if lo == 0:
+        return BatchSearch(None, None, granularity, tuple(seen.items()), slope)
+    return BatchSearch(lo, seen[lo], granularity, tuple(seen.items()), slope)
+
+
+def train_total_at(setup, settings: StageSettings, batch: int, stage: str | None, platform: str) -> int | None:
+    """Per-device total of the train step compiled at global `batch` (None: compiler OOM)."""
+    from orca_jax.training.train_step import batch_abstract
+
+    with scope(stage), platform_backend(platform):
+        abstract_batch = batch_abstract(batch, settings.sequence_length, setup.mesh, setup.rules)
+    try:
+        compiled, _ = compile_train(dataclasses.replace(setup, batch=abstract_batch),
+                                    dataclasses.replace(settings, batch_size=batch), stage, platform)
+    except Exception as e:  # XLA:TPU refuses what cannot fit in HBM
+        if "RESOURCE_EXHAUSTED" in str(e):
+            return None
+        raise
+    total = Memory.of(compiled).total
+    print(f"   --max_batch: batch {batch} x {settings.sequence_length}: {gib(total)} per device")
+    return total
+
+
+def batch_granularity(setup, settings: StageSettings) -> int:
+    """The step between valid global batches: every microbatch splits over the batch mesh axes."""
+    from orca_jax import partitioning
+
+    return partitioning.mesh_axes_size(setup.mesh, dict(setup.rules).get("batch")) * settings.num_microbatches
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,6 +658,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         problems.append(with_tips(reason, suggestions(setup, settings, activations, state_bytes, budget,
                                                       loss_config.chunk_size)))
     del compiled
+    if args.max_batch and not problems:
+        result["max_batch"] = report_max_batch(setup, settings, stage, platform, memory.total, budget,
+                                               args.min_headroom).as_dict()
+    elif args.max_batch:
+        print(f"   --max_batch: skipped, the configured batch {settings.batch_size} does not fit already")
 
     if not args.skip_decode:
         start = time.perf_counter()
@@ -577,19 +685,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if reason:
             problems.append(with_tips(reason, decode_tips))
 
-    times = stage_times(topology, settings.sequence_length, cfg.num_params(), args.mfu)
+    times = stage_times(topology, cfg, args.mfu, args.num_slices)
     result["stage_times"] = times
     result["mfu"] = args.mfu
     for t in times:
         print(f"   {t['stage']}: {t['steps']} steps x {t['batch_size']} x {t['sequence_length']} = "
-              f"{t['tokens'] / 1e9:.2f}B token slots; 6N = {6 * cfg.num_params():.3e} FLOPs/token; "
-              f"{t['hours']:.1f} h at {args.mfu:.0%} MFU on {result['chips']} chips")
+              f"{t['tokens'] / 1e9:.2f}B token slots; {t['flops_per_token']:.3e} FLOPs/token (6N + attention, "
+              f"as the step time); {t['hours']:.1f} h at {args.mfu:.0%} MFU on {result['chips']} chips")
     result["fits"] = not problems
     if args.json:
         write_json(args.json, result)
     if problems:
         raise DoesNotFit("\n".join(problems))
     return result
+
+
+def report_max_batch(setup, settings: StageSettings, stage: str | None, platform: str, start_total: int,
+                     budget: int, min_headroom: float) -> BatchSearch:
+    """Run `search_max_batch` from the configured batch and print its answer."""
+    granularity = batch_granularity(setup, settings)
+    found = search_max_batch(lambda b: train_total_at(setup, settings, b, stage, platform),
+                             settings.batch_size, start_total, granularity, budget)
+    shards = granularity // settings.num_microbatches  # the batch mesh axes' size
+    if found.batch_size is None:
+        print(f"   largest global batch with {min_headroom:.0%} headroom: none (not even {granularity} rows)")
+    else:
+        print(f"   largest global batch with {min_headroom:.0%} headroom: {found.batch_size} x "
+              f"{settings.sequence_length} ({found.batch_size // shards} rows per batch shard), {gib(found.total)} "
+              f"per device; {found.batch_size + granularity} does not fit (steps of {granularity}; "
+              f"{len(found.compiled) - 1} more compiles)")
+    return found
 
 
 def compile_failure(e: Exception, what: str, topology, tips: list[str]) -> Exception:

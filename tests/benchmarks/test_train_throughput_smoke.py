@@ -77,3 +77,34 @@ def test_packed_batches_are_packed_contract_batches():
             pad = b["decoder_segment_ids"][r] == 0
             np.testing.assert_array_equal(pos[r][~pad], b["decoder_positions"][r][~pad])
             np.testing.assert_array_equal(pos[r][pad], np.arange(pad.sum()))  # padding: one segment
+
+
+def test_torch_peer_computes_in_the_requested_dtype():
+    """--dtype reaches the torch side: bf16 autocast for bfloat16, plain fp32 for float32."""
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from _torch_peer import compute_context, precision_label
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    cpu = torch.device("cpu")
+    a = torch.ones(4, 4)
+    for dtype, expected in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
+        with compute_context(torch, dtype, cpu):
+            assert (a @ a).dtype == expected, dtype
+    assert precision_label("float32") == "fp32 master + fp32 compute (no autocast)"
+    with pytest.raises(ValueError, match="float64"):
+        compute_context(torch, "float64", cpu)
+
+
+def test_smoke_float32_runs_both_sides_in_float32():
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    result = _run("--presets", "tiny", "--length", "128", "--batch", "2", "--steps", "1", "--warmup", "1",
+                  "--in_process", "--dtype", "float32")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert re.search(r"tiny jax: fp32 master \+ float32 compute;", out), out
+    assert re.search(r"tiny torch: fp32 master \+ fp32 compute \(no autocast\);", out), out
+    assert "torch segment isolation check (eager, fp32 compute (no autocast))" in out
+    assert "WARNING" not in out, out  # same compute dtype, batches and parameter counts

@@ -40,6 +40,17 @@ MULTIPLE_CHOICE_CASES = [
     ("Step 1: The path starts at (55.57,80.69). The final answer is (B)", "B"),
     ("A", "A"),
     ("The shape is a hexagon (C) since it has six sides.", "C"),
+    # Several options discussed: the one a sentence affirms, not the first one named.
+    ("Let's look at each option: (A) ... wrong. (C) ... is right.", "C"),
+    ("Let's look at each option: (A) circle is wrong, a circle has no vertices. (C) hexagon is right.", "C"),
+    ("Let's look at each option: (A) is incorrect. (B) is not it either. (E) fits the path.", "E"),
+    ("(A) is wrong because a circle has no vertices. (C) is right: the path has six vertices.", "C"),
+    ("Option A is ruled out since the path has corners. Option D has four sides. So option D.", "D"),
+    ("The path cannot be (A) or (E). It has four sides with two equal pairs, so (D).", "D"),
+    ("(A) is wrong. (D) is correct because it is not a hexagon.", "D"),
+    # Answer first: a negation later in the sentence does not reject the leading letter.
+    ("(B) heptagon, not (C) hexagon: the path has seven vertices.", "B"),
+    ("(B) heptagon, because the path is not closed after six segments.", "B"),
 ]
 
 MULTIPLE_CHOICE_UNPARSEABLE = [
@@ -116,6 +127,12 @@ LABEL_CASES = [
     ("The argument is not valid.", VALIDITY, "invalid"),
     ("The answer is: invalid", VALIDITY, "invalid"),
     ("Given the premises, the argument is valid. Every schoolmate of Sondra is excluded.", VALIDITY, "valid"),
+    # A negation flips what follows it, including "implausible".
+    ("The sentence is not implausible.", LOWER_YES_NO, "yes"),
+    ("It is not implausible that a hockey player scored a goal.", LOWER_YES_NO, "yes"),
+    ("The sentence isn't plausible: Elias Lindholm plays hockey.", LOWER_YES_NO, "no"),
+    ("The statement isn't true.", BOOL, "false"),
+    ("The argument isn't valid.", VALIDITY, "invalid"),
 ]
 
 
@@ -149,6 +166,14 @@ NUMBER_CASES = [
     ("Then -10 - 10 = -20. So the answer is -20.", "-20"),
     ("The answer is -3", "-3"),
     ("The answer is - 7", "7"),
+    # No marker: the number of the concluding clause, not the first number of the text.
+    ("There are 3 fruits and 4 vegetables, so you have 7 objects in total.", "7"),
+    ("I count 2 apples ... and 3 pears ... so 5 fruits.", "5"),
+    ("I count 2 apples and 3 pears. Therefore, you have 5 fruits.", "5"),
+    ("You have a flute (1), a piano (2) and a violin (3), which makes three instruments.", "3"),
+    ("A flute, a piano and two violins: 4 instruments in total.", "4"),
+    ("I have 2 cats and 1 dog, so 3 animals.", "3"),
+    ("You have 8 musical instruments. The flute, piano and 6 violins are instruments.", "8"),
 ]
 
 
@@ -228,6 +253,17 @@ MATH_CASES = [
 def test_math(output, target):
     e = Example("agieval", "math", 0, "?", target, at.MATH)
     assert scoring.score(e, output).correct, ex.extract_math(output)
+
+
+def test_math_negative_answer_after_a_marker():
+    """The marker's optional separator dash is not the answer's minus sign (-\\frac{7}{9})."""
+    for output in ("The answer is -\\frac{7}{9}.", "So the answer is -\\frac{7}{9}.", "Answer: -\\sqrt{2}"):
+        answer = ex.extract_math(output)
+        assert answer.startswith("-"), (output, answer)
+    e = Example("agieval", "math", 0, "?", "-\\frac{7}{9}", at.MATH)
+    assert scoring.score(e, "So the answer is -\\frac{7}{9}.").correct
+    assert not scoring.score(e, "So the answer is \\frac{7}{9}.").correct
+    assert ex.extract_number("The answer is - 7") == "7"  # a dash then a space is a separator
 
 
 def test_math_wrong_and_unparseable():

@@ -20,6 +20,14 @@ def test_gold_answers_score_100_percent(bbh_fixture_dir, agieval_fixture_dir):
         assert scoring.task_summary(scored)["accuracy"] == 1.0
 
 
+@pytest.mark.parametrize("wrap", ["The answer is {}.", "So the answer is {}.", "Answer: {}",
+                                  "Let me work through it step by step. Therefore, the answer is {}."])
+def test_gold_answers_in_a_sentence_score_100_percent(bbh_fixture_dir, agieval_fixture_dir, wrap):
+    for task, examples in _all_examples(bbh_fixture_dir, agieval_fixture_dir).items():
+        scored = [scoring.score(e, wrap.format(e.target)) for e in examples]
+        assert all(s.correct for s in scored), (task, [(e.target, s.extracted) for e, s in zip(examples, scored)])
+
+
 def test_constant_answer_scores_its_share(bbh_fixture_dir, agieval_fixture_dir):
     for task, examples in _all_examples(bbh_fixture_dir, agieval_fixture_dir).items():
         most_common, count = collections.Counter(e.target for e in examples).most_common(1)[0]

@@ -48,6 +48,43 @@ def test_tiny_model_compiles_for_v5p_8(tmp_path, capsys):
     assert result["decode"]["memory"]["total"] > 0
     assert result["decode"]["batch_size"] == 32 and result["decode"]["prompt_length"] + 64 == 256
     assert [t["stage"] for t in result["stage_times"]] == ["stage1", "stage2"]
+    # One FLOPs-per-token figure: a stage's hours are its steps at the printed step time.
+    for t in result["stage_times"]:
+        assert t["batch_size"] * t["sequence_length"] == 16 * 128
+        assert t["hours"] * 3600 == pytest.approx(t["steps"] * result["train"]["ideal_step_seconds"] / result["mfu"])
+
+
+@needs_libtpu
+def test_max_batch_is_the_largest_batch_that_compiles_within_the_budget(tmp_path, capsys):
+    hbm = ["--hbm_gib=0.015", "--skip_decode"]  # a small "chip": a few dozen tiny rows fill it
+    out = tmp_path / "aot.json"
+    assert aot_compile.main([*TINY, "--topology=v5p-8", *hbm, "--max_batch", f"--json={out}"]) == aot_compile.FIT
+    found = json.loads(out.read_text())["max_batch"]
+    batch, step = found["batch_size"], found["granularity"]
+    assert step == 4 and batch > 16 and batch % step == 0  # fsdp=4 rows
+    assert f"largest global batch with 10% headroom: {batch} x 128" in capsys.readouterr().out
+    # Independently: the tool's own verdict at that batch and at the next valid one.
+    assert aot_compile.main([*TINY[:-1], f"--gin.BATCH_SIZE={batch}", "--topology=v5p-8", *hbm]) == aot_compile.FIT
+    over = aot_compile.main([*TINY[:-1], f"--gin.BATCH_SIZE={batch + step}", "--topology=v5p-8", *hbm])
+    assert over == aot_compile.DOES_NOT_FIT
+
+
+def test_stage_hours_use_the_models_flops_per_token():
+    """Stage hours count flops_per_token (6N + attention), the figure beside the step time, not 6N."""
+    from orca_jax import train
+    from orca_jax.models import model_config
+    from orca_jax.tools import topologies
+
+    train.parse_gin(["runs/orca_13b_v5p_64.gin"], ["MODEL_DIR = '/tmp/unused'"], train.DEFAULT_SEARCH_PATHS)
+    config, topology = model_config(), topologies.get_topology("v5p-64")
+    times = aot_compile.stage_times(topology, config, 0.4)
+    assert [t["stage"] for t in times] == ["stage1", "stage2"]
+    slice_flops = topology.num_chips * topology.peak_bf16_flops_per_chip * 0.4
+    for t in times:
+        assert t["flops_per_token"] == config.flops_per_token(2048) > 6 * config.num_params()
+        assert t["hours"] * 3600 == pytest.approx(t["tokens"] * config.flops_per_token(2048) / slice_flops)
+        step_seconds = 128 * 2048 * config.flops_per_token(2048) / slice_flops
+        assert t["hours"] * 3600 == pytest.approx(t["steps"] * step_seconds)
 
 
 @needs_libtpu
@@ -136,7 +173,8 @@ def test_unknown_topology_and_stage(capsys):
     assert "--stage='stage3' is not one of run_stages.stages" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name, mesh", [("v5p_128", (1, -1, 1)), ("v4_256", (1, -1, 1)), ("v5e_256", (1, -1, 2))])
+@pytest.mark.parametrize("name, mesh", [("v5p_64", (1, -1, 1)), ("v5p_128", (1, -1, 1)), ("v4_256", (1, -1, 1)),
+                                        ("v5e_256", (1, -1, 2))])
 def test_pod_run_configs_parse(name, mesh):
     """The pod configs are complete gin (the compiles themselves take minutes: docs/aot_table.md)."""
     from orca_jax import partitioning, train
@@ -159,3 +197,45 @@ def test_cli_exit_status(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "does not fit on v5litepod-1" in proc.stderr and "16.00 GiB HBM" in proc.stderr
+
+
+def _search(total_of, start, granularity, budget):
+    calls = []
+
+    def total_at(batch):
+        calls.append(batch)
+        return total_of(batch)
+
+    found = aot_compile.search_max_batch(total_at, start, total_of(start), granularity, budget)
+    return found, calls
+
+
+def _is_the_largest(found, total_of, granularity, budget):
+    fits = lambda b: total_of(b) is not None and total_of(b) <= budget  # noqa: E731
+    return (found.batch_size % granularity == 0 and fits(found.batch_size)
+            and not fits(found.batch_size + granularity) and found.total == total_of(found.batch_size))
+
+
+@pytest.mark.parametrize("total_of", [
+    lambda b: 1000 + 10 * b,  # affine: extrapolation is exact
+    lambda b: 1000 + 10 * b + b * b // 20,  # convex: the first line under-estimates
+    lambda b: 1000 + 30 * b - (b * b // 40 if b < 400 else 4000),  # concave, then a jump
+    lambda b: 1000 + 10 * b if b <= 300 else None,  # the compiler refuses anything above 300
+])
+@pytest.mark.parametrize("budget", [2500, 4321, 7000])
+def test_max_batch_search_finds_the_largest_fitting_multiple(total_of, budget):
+    found, calls = _search(total_of, 16, 8, budget)
+    assert _is_the_largest(found, total_of, 8, budget), (found, calls)
+    assert len(calls) == len(set(calls)) and len(calls) <= 12  # never the same batch twice
+    assert dict(found.compiled)[found.batch_size + 8] is None or dict(found.compiled)[found.batch_size + 8] > budget
+
+
+def test_max_batch_search_affine_memory_takes_three_compiles():
+    """Two points fix the line; the candidate and its next multiple confirm it."""
+    found, calls = _search(lambda b: 1000 + 10 * b, 64, 32, 5000)
+    assert found.batch_size == 384 and len(calls) == 3 and found.slope == 10
+
+
+def test_max_batch_search_when_nothing_fits():
+    found, _ = _search(lambda b: 100 * b, 8, 8, 500)  # the start itself is over budget
+    assert found.batch_size is None

@@ -42,7 +42,7 @@ from orca_jax.data.prefetch import Prefetcher
 from orca_jax.data.preprocessors import DROP_REASONS, ExamplePreprocessor
 from orca_jax.data.rows import BAD_ROW_REASONS, validate_row
 from orca_jax.data.streams import MixtureStream, ShardReader, TaskExampleStream, derive_int_seed
-from orca_jax.data.tokenizer import Tokenizer
+from orca_jax.data.tokenizer import Tokenizer, load_tokenizer  # noqa: F401 (load_tokenizer re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,6 @@ PACKING_DEFAULTS: dict[str, Any] = {
     "prefetch": 2,  # Batches prepared ahead in a background thread; 0 = synchronous.
 }
 _NOT_IN_STATE = ("tokenizer_threads", "prefetch")  # Settings a restore may change.
-
-
-@functools.lru_cache(maxsize=8)
-def load_tokenizer(path: str) -> Tokenizer:
-    """A Tokenizer for `path`, cached per process."""
-    return Tokenizer(path)
 
 
 class _BatchMaker:

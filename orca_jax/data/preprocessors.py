@@ -4,13 +4,15 @@ One example's full token sequence (length n <= sequence_length + 1) is::
 
     [BOS] + prompt_tokens + response_tokens + [EOS]
 
-and the decoder sees inputs seq[:-1] and targets seq[1:] (n - 1 positions). A
+([BOS] only when the tokenizer prepends one: SmolLM2 and Qwen2 have none) and the
+decoder sees inputs seq[:-1] and targets seq[1:] (n - 1 positions). A
 target is trained on (loss weight 1) iff it is a response token or the EOS, i.e.
 for target positions t with t + 1 >= prompt_length, where prompt_length counts
-BOS plus the prompt tokens.
+BOS (if any) plus the prompt tokens.
 
 Truncation when n would exceed sequence_length + 1 (the budget for prompt plus
-response+EOS is `sequence_length` tokens, BOS takes the remaining one):
+response+EOS is `sequence_length` tokens, BOS takes the remaining one; without a BOS
+that one is left unused):
 
 1. The response (with its EOS) is guaranteed min(len, min_response_tokens) tokens.
 2. The prompt keeps its END (the question's last part and the assistant header),
@@ -29,7 +31,7 @@ import numpy as np
 
 from orca_jax.data import prompts
 from orca_jax.data.rows import OrcaRow
-from orca_jax.data.tokenizer import Tokenizer
+from orca_jax.data.tokenizer import Tokenizer, prefix_ids
 
 TOO_LONG = "too_long"
 DROP_REASONS = (TOO_LONG,)
@@ -73,7 +75,7 @@ def render(row: OrcaRow, template: str | None = None) -> tuple[str, str]:
 def prompt_token_ids(
     tokenizer: Tokenizer, system: str, user: str, *, template: str | None = None, max_length: int | None = None
 ) -> list[int]:
-    """Model input ids for generation: [BOS] + tokens of the rendered prompt, as in training.
+    """Model input ids for generation: [BOS] (if any) + tokens of the rendered prompt, as in training.
 
     Args:
       tokenizer: the tokenizer.
@@ -87,10 +89,10 @@ def prompt_token_ids(
     if max_length is not None:
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
-        keep = max_length - 1
+        keep = max_length - len(prefix_ids(tokenizer))
         ids = ids[len(ids) - keep :] if len(ids) > keep else ids
         ids = ids if keep else []
-    return [tokenizer.bos_id] + ids
+    return prefix_ids(tokenizer) + ids
 
 
 def truncation_lengths(
@@ -125,7 +127,7 @@ def build_example(
     prompt_ids: list[int] | np.ndarray,
     response_ids: list[int] | np.ndarray,
     *,
-    bos_id: int,
+    bos_id: int | None,
     eos_id: int,
     sequence_length: int,
     min_response_tokens: int = 16,
@@ -133,6 +135,7 @@ def build_example(
 ) -> TokenizedExample | None:
     """[BOS] + prompt + response + [EOS], truncated to fit `sequence_length` (see module doc).
 
+    `bos_id=None` (a tokenizer that prepends nothing) leaves the BOS out.
     Returns None when the example must be dropped ('too_long').
     """
     response_full = np.concatenate([np.asarray(response_ids, np.int32), np.asarray([eos_id], np.int32)])
@@ -147,10 +150,9 @@ def build_example(
     if kept is None:
         return None
     keep_prompt, keep_response = kept
-    tokens = np.concatenate(
-        [np.asarray([bos_id], np.int32), prompt[len(prompt) - keep_prompt :], response_full[:keep_response]]
-    )
-    return TokenizedExample(tokens=tokens, prompt_length=1 + keep_prompt)
+    prefix = np.asarray([] if bos_id is None else [bos_id], np.int32)
+    tokens = np.concatenate([prefix, prompt[len(prompt) - keep_prompt :], response_full[:keep_response]])
+    return TokenizedExample(tokens=tokens, prompt_length=len(prefix) + keep_prompt)
 
 
 @dataclasses.dataclass

@@ -112,3 +112,30 @@ def card_tokenizer_path(card: dict[str, Any]) -> str | None:
     if "://" in card["directory"]:
         return os.fspath(epath.Path(card["directory"]) / path)
     return os.path.normpath(os.path.join(card["directory"], path))
+
+
+def copy_tokenizer(source_dir: str, out_dir: str) -> Any:
+    """Copy the tokenizer files of a Hugging Face directory into `out_dir`; the loaded tokenizer, or None
+    when `source_dir` holds no tokenizer."""
+    from orca_jax.data.tokenizer import load_tokenizer, tokenizer_kind
+
+    try:
+        tokenizer_kind(source_dir)
+    except ValueError:
+        return None
+    tokenizer = load_tokenizer(source_dir)
+    out = epath.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in tokenizer.files.items():
+        (out / name).write_bytes(content)
+    return tokenizer
+
+
+def write_converted_card(hf_dir: str, out_dir: str, config: LlamaConfig, template: str,
+                         omit_empty_system: bool = True) -> dict[str, Any]:
+    """Copy `hf_dir`'s tokenizer into the converted `out_dir` and write its model card (tokenizer path ".")."""
+    tokenizer = copy_tokenizer(hf_dir, out_dir)
+    card = build_card(config, tokenizer=tokenizer, tokenizer_path=".", template=template,
+                      omit_empty_system=omit_empty_system, created_by="orca_jax.convert import_hf")
+    save_card(out_dir, card)
+    return card

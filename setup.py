@@ -20,6 +20,7 @@ DATA = [
     "tensorflow-cpu==2.21.*",
     "tensorflow-text==2.21.*",
     "sentencepiece>=0.2",
+    "tokenizers>=0.20",  # Hugging Face tokenizer.json students (SmolLM2, Llama 3, Qwen2)
     "pyarrow>=14",
     "google-cloud-storage>=2.10",
     "grain>=0.2.10",

@@ -14,6 +14,14 @@ Fetch the public benchmark files (27 BBH tasks, AGIEval v1 English + math) into 
 
 Flags given on the command line override gin bindings of
 `orca_jax.evaluation.runner.evaluate`; everything else comes from the gin files.
+The tokenizer and chat template come from the checkpoint's model_card.json (written by the
+trainer and by `python -m orca_jax.convert import_hf`) unless --tokenizer_path / --template
+are given (a logged note says when they override the card). A Hugging Face student runs with
+no code::
+
+    python -m orca_jax.convert import_hf --hf_dir=HF_DIR --out_dir=CONVERTED
+    python -m orca_jax.evaluate --checkpoint=CONVERTED --output_dir=OUT --bbh_dir=BBH \
+        --tasks snarks navigate --max_examples_per_task=30 --metric=both [--kv_cache_length=1024]
 `--checkpoint=random` (or `random:SEED`) evaluates a randomly initialised model.
 """
 
@@ -32,6 +40,7 @@ _EVALUATE_FLAGS = {
     "tokenizer_path": str, "template": str, "system_message_id": int, "data_dir": str,
     "bbh_dir": str, "agieval_dir": str, "max_examples_per_task": int, "batch_size": int,
     "max_new_tokens": int, "metric": str, "temperature": float, "top_p": float, "seed": int,
+    "dtype": str, "choice_format": str, "kv_cache_length": int,
 }
 
 

@@ -2,7 +2,7 @@
 
 A SeqIO Orca task yields, per row::
 
-    {"inputs":  int32 [BOS] + tokens(rendered chat prompt),
+    {"inputs":  int32 [BOS] + tokens(rendered chat prompt)   ([BOS] only if the tokenizer has one),
      "targets": int32 tokens(response) + [EOS],
      "inputs_pretokenized", "targets_pretokenized", "id", "collection", "teacher": strings}
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
+import numpy as np
 import seqio
 import tensorflow as tf
 
@@ -51,14 +52,131 @@ class LazySentencePieceVocabulary(seqio.SentencePieceVocabulary):
         return self._sentencepiece_model_file
 
 
+class HFVocabulary(seqio.Vocabulary):
+    """A Hugging Face tokenizer (orca_jax.data.tokenizer.HFTokenizer) as a seqio.Vocabulary.
+
+    Ids are exactly the Python pipeline's: BOS/EOS/pad come from the tokenizer's own
+    configuration (`bos_id` is None when it prepends none). TF encoding runs the
+    `tokenizers` library through tf.numpy_function.
+    """
+
+    def __init__(self, path: str):
+        super().__init__(extra_ids=0)
+        self.path = path
+
+    @functools.cached_property
+    def tokenizer(self):
+        from orca_jax.data.tokenizer import load_tokenizer
+
+        return load_tokenizer(self.path)
+
+    @property
+    def bos_id(self) -> int | None:
+        return self.tokenizer.bos_id
+
+    @property
+    def eos_id(self) -> int:
+        return self.tokenizer.eos_id
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_id
+
+    @property
+    def unk_id(self) -> int | None:
+        return self.tokenizer.unk_id
+
+    @property
+    def _base_vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def _encode(self, s: str) -> list[int]:
+        return self.tokenizer.encode(s)
+
+    def _decode(self, ids) -> str:
+        return self.tokenizer.decode([int(i) for i in ids])
+
+    def _encode_tf(self, s: tf.Tensor) -> tf.Tensor:
+        """Ids of one scalar string (what seqio.preprocessors.tokenize passes)."""
+        ids = tf.numpy_function(lambda t: np.asarray(self.tokenizer.encode(t.decode("utf-8")), np.int32), [s],
+                                tf.int32, stateful=False)
+        return tf.ensure_shape(ids, [None])
+
+    def _decode_tf(self, ids: tf.Tensor) -> tf.Tensor:
+        text = tf.numpy_function(lambda i: np.asarray(self._decode(i.reshape(-1)).encode("utf-8"), object), [ids],
+                                 tf.string, stateful=False)
+        return tf.ensure_shape(text, [])
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, HFVocabulary) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(("HFVocabulary", self.path))
+
+
+class LazyVocabulary(seqio.Vocabulary):
+    """The vocabulary of a tokenizer path template, resolved and typed on first use.
+
+    Tasks are registered at import, before gin has set the tokenizer; on first use the
+    template is filled in (registry.expand_placeholders) and, like
+    orca_jax.data.tokenizer.load_tokenizer, what the path holds picks the kind: a
+    SentencePiece model (LazySentencePieceVocabulary) or a tokenizer.json / Hugging Face
+    model directory (HFVocabulary).
+    """
+
+    def __init__(self, path_template: str):
+        super().__init__(extra_ids=0)
+        self.path_template = path_template
+
+    @functools.cached_property
+    def inner(self) -> seqio.Vocabulary:
+        from orca_jax.data.tokenizer import HUGGINGFACE, tokenizer_kind
+
+        path = registry.expand_placeholders(self.path_template)
+        kind, file = tokenizer_kind(path)
+        return HFVocabulary(path) if kind == HUGGINGFACE else LazySentencePieceVocabulary(file)
+
+    @property
+    def bos_id(self) -> int | None:
+        return self.inner.bos_id
+
+    @property
+    def eos_id(self) -> int | None:
+        return self.inner.eos_id
+
+    @property
+    def pad_id(self) -> int:
+        return self.inner.pad_id
+
+    @property
+    def unk_id(self) -> int | None:
+        return self.inner.unk_id
+
+    @property
+    def _base_vocab_size(self) -> int:
+        return self.inner._base_vocab_size
+
+    def _encode(self, s: str):
+        return self.inner._encode(s)
+
+    def _decode(self, ids):
+        return self.inner._decode(ids)
+
+    def _encode_tf(self, s: tf.Tensor) -> tf.Tensor:
+        return self.inner._encode_tf(s)
+
+    def _decode_tf(self, ids: tf.Tensor) -> tf.Tensor:
+        return self.inner._decode_tf(ids)
+
+
 @functools.cache
-def vocabulary(path_template: str) -> LazySentencePieceVocabulary:
-    """One shared vocabulary object per tokenizer path template."""
-    return LazySentencePieceVocabulary(path_template)
+def vocabulary(path_template: str) -> LazyVocabulary:
+    """One shared vocabulary object per tokenizer path template (SentencePiece or Hugging Face)."""
+    return LazyVocabulary(path_template)
 
 
 def output_features(path_template: str) -> dict[str, seqio.Feature]:
-    """'inputs' (no EOS) and 'targets' (EOS appended) over the task's SentencePiece model."""
+    """'inputs' (no EOS) and 'targets' (EOS appended) over the task's tokenizer."""
     vocab = vocabulary(path_template)
     return {
         "inputs": seqio.Feature(vocab, add_eos=False, dtype=tf.int32),
@@ -165,9 +283,10 @@ def _prepend(ex, bos_id):
 
 
 def prepend_bos(dataset: tf.data.Dataset, output_features: Mapping[str, seqio.Feature]) -> tf.data.Dataset:
-    """SeqIO preprocessor: put the vocabulary's BOS id in front of the tokenized 'inputs' (LLaMA style)."""
+    """SeqIO preprocessor: put the vocabulary's BOS id in front of the tokenized 'inputs' (LLaMA style);
+    nothing when the tokenizer prepends no BOS (SmolLM2, Qwen2)."""
     bos_id = output_features["inputs"].vocabulary.bos_id
-    return _prepend(dataset, bos_id=bos_id)
+    return dataset if bos_id is None else _prepend(dataset, bos_id=bos_id)
 
 
 def register_task(spec: registry.TaskSpec, shuffle_buffer_size: int = 10_000) -> seqio.Task:

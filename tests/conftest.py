@@ -24,3 +24,14 @@ def smollm2_hf_dir(tmp_path_factory):
             pytest.fail(message)
         pytest.skip(message)
     return smollm2.build_hf_dir(tmp_path_factory.mktemp("smollm2") / "hf")
+
+
+@pytest.fixture(scope="session")
+def smollm2_converted_dir(smollm2_hf_dir, tmp_path_factory):
+    """SmolLM2 converted as a user would (`python -m orca_jax.convert import_hf`): params, model
+    config, its tokenizer files and model_card.json in one directory."""
+    from orca_jax.convert.__main__ import main as convert_main
+
+    out = tmp_path_factory.mktemp("smollm2_converted") / "converted"
+    assert convert_main(["import_hf", f"--hf_dir={smollm2_hf_dir}", f"--out_dir={out}"]) == 0
+    return out

@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="dtype of the stored params (param_dtype)")
     imp.add_argument("--preset", default=None, help="check shapes against this model preset, e.g. llama_13b")
     imp.add_argument("--overwrite", action="store_true", help="replace an existing params checkpoint")
+    imp.add_argument("--template", default="chatml", help="chat template recorded in model_card.json (chatml, instruct)")
 
     exp = sub.add_parser("export_hf", help="orca-jax params -> HF LlamaForCausalLM directory")
     exp.add_argument("--checkpoint", required=True,
@@ -55,6 +56,8 @@ def _import(args) -> None:
                                         param_dtype=args.dtype, preset=args.preset)
     ckpt.save_converted(args.out_dir, params, config, hf_config=hf_llama.read_hf_config(args.hf_dir),
                         overwrite=args.overwrite)
+    from orca_jax.training import model_card  # tokenizer files + model_card.json beside the params
+    model_card.write_converted_card(args.hf_dir, args.out_dir, config, args.template)
     print(f"wrote {args.out_dir}/params ({config.num_params():,} params, vocab {config.vocab_size}, "
           f"scan_layers={config.scan_layers}, {config.param_dtype}) and model_config.json")
 

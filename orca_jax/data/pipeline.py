@@ -47,7 +47,7 @@ from orca_jax.data.prefetch import Prefetcher
 from orca_jax.data.preprocessors import DROP_REASONS, PROMPT_TRUNCATED, ExamplePreprocessor
 from orca_jax.data.rows import BAD_ROW_REASONS, validate_row
 from orca_jax.data.streams import MixtureStream, ShardReader, TaskExampleStream, derive_int_seed
-from orca_jax.data.tokenizer import Tokenizer
+from orca_jax.data.tokenizer import Tokenizer, load_tokenizer  # noqa: F401 (load_tokenizer re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +68,6 @@ _RETIRED_OPTIONS = {
     "min_response_tokens": "responses are never cut any more: an over-long prompt is shortened, else the row is dropped",
 }
 DATA_SUMMARY_FILE = "data_summary.json"
-
-
-@functools.lru_cache(maxsize=8)
-def load_tokenizer(path: str) -> Tokenizer:
-    """A Tokenizer for `path`, cached per process."""
-    return Tokenizer(path)
 
 
 class _BatchMaker:

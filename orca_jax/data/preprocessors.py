@@ -4,15 +4,16 @@ One example's full token sequence (length n <= sequence_length + 1) is::
 
     [BOS] + prompt_tokens + response_tokens + [EOS]
 
-and the decoder sees inputs seq[:-1] and targets seq[1:] (n - 1 positions). A
+([BOS] only when the tokenizer prepends one: SmolLM2 and Qwen2 have none) and the
+decoder sees inputs seq[:-1] and targets seq[1:] (n - 1 positions). A
 target is trained on (loss weight 1) iff it is a response token or the EOS, i.e.
 for target positions t with t + 1 >= prompt_length, where prompt_length counts
-BOS plus the prompt tokens.
+BOS (if any) plus the prompt tokens.
 
 Over-long examples (n would exceed sequence_length + 1; the budget for prompt plus
-response+EOS is `sequence_length` tokens, BOS takes the remaining one) never lose the
-end of the response: the teacher's answer ("So the answer is ...") and its EOS are kept
-whole, and only the prompt is shortened.
+response+EOS is `sequence_length` tokens, BOS takes the remaining one, which is left
+unused without a BOS) never lose the end of the response: the teacher's answer
+("So the answer is ...") and its EOS are kept whole, and only the prompt is shortened.
 
 1. The chat header is kept whole: the system block and the user header before the
    question, and the user footer and assistant header after it. Only the question is
@@ -35,7 +36,7 @@ import numpy as np
 
 from orca_jax.data import prompts
 from orca_jax.data.rows import OrcaRow
-from orca_jax.data.tokenizer import Tokenizer
+from orca_jax.data.tokenizer import Tokenizer, prefix_ids
 
 RESPONSE_TOO_LONG = "response_too_long"
 TOO_LONG = RESPONSE_TOO_LONG  # The one drop reason (older name).
@@ -83,7 +84,7 @@ def render(row: OrcaRow, template: str | None = None) -> tuple[str, str]:
 def prompt_token_ids(
     tokenizer: Tokenizer, system: str, user: str, *, template: str | None = None, max_length: int | None = None
 ) -> list[int]:
-    """Model input ids for generation: [BOS] + tokens of the rendered prompt, as in training.
+    """Model input ids for generation: [BOS] (if any) + tokens of the rendered prompt, as in training.
 
     Args:
       tokenizer: the tokenizer.
@@ -97,10 +98,10 @@ def prompt_token_ids(
     if max_length is not None:
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
-        keep = max_length - 1
+        keep = max_length - len(prefix_ids(tokenizer))
         ids = ids[len(ids) - keep :] if len(ids) > keep else ids
         ids = ids if keep else []
-    return [tokenizer.bos_id] + ids
+    return prefix_ids(tokenizer) + ids
 
 
 def truncation_lengths(
@@ -137,7 +138,7 @@ def build_example(
     prompt_ids: list[int] | np.ndarray,
     response_ids: list[int] | np.ndarray,
     *,
-    bos_id: int,
+    bos_id: int | None,
     eos_id: int,
     sequence_length: int,
     min_prompt_tokens: int = 16,
@@ -147,6 +148,7 @@ def build_example(
     """[BOS] + prompt + response + [EOS], the prompt shortened to fit `sequence_length` (module doc).
 
     Args:
+      bos_id: the BOS id, or None for a tokenizer that prepends nothing (SmolLM2, Qwen2).
       keep_head, keep_tail: leading and trailing prompt tokens never cut (the chat
         header); tokens are cut from the start of the part between them.
 
@@ -162,8 +164,9 @@ def build_example(
     cut = len(prompt) - kept[0]
     if cut:
         prompt = np.concatenate([prompt[:keep_head], prompt[keep_head + cut :]])
-    tokens = np.concatenate([np.asarray([bos_id], np.int32), prompt, response_full])
-    return TokenizedExample(tokens=tokens, prompt_length=1 + len(prompt), prompt_truncated=bool(cut))
+    prefix = np.asarray([] if bos_id is None else [bos_id], np.int32)
+    tokens = np.concatenate([prefix, prompt, response_full])
+    return TokenizedExample(tokens=tokens, prompt_length=len(prefix) + len(prompt), prompt_truncated=bool(cut))
 
 
 def prompt_pieces(template: prompts.ChatTemplate, system: str, question: str, omit_empty_system: bool) -> tuple[str, str, str]:

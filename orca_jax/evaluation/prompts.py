@@ -57,9 +57,13 @@ def resolve_template(template: str | None) -> str:
     return chat.prompt_settings(template)[0]
 
 
-def render(example: Example, template: str, system_message_id: int = 1) -> str:
-    """The full model input text (before BOS) for one example."""
-    return chat.render_prompt(system_message(system_message_id), user_message(example), template=template)
+def render(example: Example, template: str, system_message_id: int = 1, omit_empty_system: bool | None = None) -> str:
+    """The full model input text (before BOS, if the tokenizer has one) for one example.
+
+    `omit_empty_system`: as the checkpoint was trained (its model card); None: render_prompt's gin binding.
+    """
+    kwargs = {} if omit_empty_system is None else {"omit_empty_system": omit_empty_system}
+    return chat.render_prompt(system_message(system_message_id), user_message(example), template=template, **kwargs)
 
 
 def stop_strings(template: str) -> tuple[str, ...]:
@@ -68,9 +72,10 @@ def stop_strings(template: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chat.get_template(template).stop_strings + DEFAULT_STOP_STRINGS))
 
 
-def prompt_description(example: Example, template: str, system_message_id: int) -> dict:
+def prompt_description(example: Example, template: str, system_message_id: int,
+                       omit_empty_system: bool | None = None) -> dict:
     """What results.json records about a task's prompt."""
     return {"chat_template": template, "system_message_id": system_message_id,
             "system_message": system_message(system_message_id),
             "user_format": user_format(example),
-            "first_prompt": render(example, template, system_message_id)}
+            "first_prompt": render(example, template, system_message_id, omit_empty_system)}

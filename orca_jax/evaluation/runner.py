@@ -36,9 +36,11 @@ import numpy as np
 
 from orca_jax import partitioning
 from orca_jax.evaluation import download, loaders, prompts, report, scoring
+from orca_jax.data.tokenizer import load_tokenizer, prefix_ids
 from orca_jax.evaluation.decoding import Decoder, Sampling, round_up
 from orca_jax.evaluation.decoding import Generation
 from orca_jax.models import LlamaConfig
+from orca_jax.training import model_card
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +192,10 @@ def _write_tensorboard(checkpoint: str, results: Mapping[str, Any]) -> None:
 
 def _run_task(examples: list[loaders.Example], decoder: Decoder, tokenizer, *, template: str,
               system_message_id: int, metric: str, max_new_tokens: int, sampling: Sampling,
-              choice_format: str) -> tuple[dict, list[dict], int]:
+              choice_format: str, omit_empty_system: bool | None = None) -> tuple[dict, list[dict], int]:
     """Evaluate one task; returns (summary, prediction rows, truncated prompt count)."""
-    texts = [prompts.render(e, template, system_message_id) for e in examples]
-    ids = [[tokenizer.bos_id] + tokenizer.encode(t) for t in texts]
+    texts = [prompts.render(e, template, system_message_id, omit_empty_system) for e in examples]
+    ids = [prefix_ids(tokenizer) + tokenizer.encode(t) for t in texts]  # BOS only if the tokenizer has one
     stops = prompts.stop_strings(template)
     rows = [{"benchmark": e.benchmark, "task": e.task, "index": e.index, "answer_type": e.answer_type,
              "prompt": t, "prompt_tokens": len(i), "target": e.target} for e, t, i in zip(examples, texts, ids)]
@@ -244,9 +246,53 @@ def _loglik(examples: list[loaders.Example], ids: list[list[int]], rows: list[di
     return {"loglik_num_correct": correct, "loglik_accuracy": correct / len(examples)}
 
 
+def resolve_tokenizer(tokenizer_path: str | None, card: Mapping[str, Any] | None) -> Any:
+    """The tokenizer: `tokenizer_path` (flag/gin) if given, else the model card's; a note when they differ."""
+    recorded = (card or {}).get("tokenizer") or {}
+    if tokenizer_path is None:
+        if not recorded:
+            raise ValueError("evaluate needs a tokenizer: the checkpoint has no model card naming one; set "
+                             "tokenizer_path (--tokenizer_path, gin: orca_jax.evaluation.runner.evaluate."
+                             "tokenizer_path) or pass tokenizer=")
+        path = model_card.card_tokenizer_path(card)
+        tokenizer = load_tokenizer(path)
+        if recorded.get("sha256") not in (None, tokenizer.sha256):
+            log.warning("tokenizer %s differs from the one the checkpoint was trained with (model card sha256 %s, "
+                        "now %s)", path, recorded["sha256"], tokenizer.sha256)
+        log.info("tokenizer %s (from the model card in %s)", path, card["directory"])
+        return tokenizer
+    tokenizer = load_tokenizer(expand_path(tokenizer_path))
+    if recorded and recorded.get("sha256") != tokenizer.sha256:
+        log.warning("note: tokenizer_path=%s overrides the checkpoint's tokenizer %s (model card in %s)",
+                    tokenizer_path, recorded.get("path"), card["directory"])
+    return tokenizer
+
+
+def resolve_chat_template(template: str | None, card: Mapping[str, Any] | None) -> tuple[str, bool | None]:
+    """(template name, omit_empty_system): the flag/gin `template` if given, else the model card's,
+    else render_prompt's gin binding (omit_empty_system None: also gin's)."""
+    recorded = (card or {}).get("chat_template") or {}
+    omit = recorded.get("omit_empty_system")
+    if template is not None:
+        prompts.resolve_template(template)  # validates the name
+        if recorded and recorded["name"] != template:
+            log.warning("note: template=%s overrides the checkpoint's chat template %s (model card in %s)",
+                        template, recorded["name"], card["directory"])
+        return template, omit
+    if recorded:
+        gin_default = prompts.resolve_template(None)
+        if gin_default != recorded["name"]:
+            log.info("chat template %s from the model card (render_prompt's gin binding says %s)",
+                     recorded["name"], gin_default)
+        return recorded["name"], omit
+    return prompts.resolve_template(None), omit
+
+
 @gin.configurable(module="orca_jax.evaluation.runner")
 def evaluate(checkpoint: str, output_dir: str, *,
              model_config: LlamaConfig | None = None,
+             dtype: str | None = None,
+             kv_cache_length: int | None = None,
              tokenizer_path: str | None = None,
              template: str | None = None,
              system_message_id: int = 1,
@@ -275,9 +321,14 @@ def evaluate(checkpoint: str, output_dir: str, *,
       checkpoint: a stage run dir, a step dir, a converted-weights dir, or "random[:seed]".
       output_dir: where results.json, predictions.jsonl and results.md are written.
       model_config: the model; default: recorded with the checkpoint, else gin's model_config().
-      tokenizer_path: SentencePiece model (orca_jax.data.tokenizer.Tokenizer). Paths may use
-        `~` and `{demo_data_dir}` (the bundled demo data directory).
-      template: chat template name; default: render_prompt's gin binding (as in training).
+      dtype: activation dtype override ("float32" for parity checks against a reference); None keeps the config's.
+      kv_cache_length: decode with a KV cache of this many slots instead of the model's max_len (e.g.
+        1024 for a model with max_len 8192 on CPU: the cache is read at every step); at most max_len.
+      tokenizer_path: a SentencePiece model, a tokenizer.json or a Hugging Face model directory
+        (orca_jax.data.tokenizer.load_tokenizer); default: the one in the checkpoint's model card.
+        Paths may use `~` and `{demo_data_dir}` (the bundled demo data directory).
+      template: chat template name; default: the checkpoint's model card (how it was trained),
+        else render_prompt's gin binding. An explicit value that differs from the card is logged.
       system_message_id: Orca system message 1..16 (1 = empty, the paper's zero-shot setting).
       data_dir: cache written by `python -m orca_jax.evaluate download`; holds bbh/ and agieval/v1/.
       bbh_dir / agieval_dir: override the directories inside data_dir.
@@ -301,22 +352,23 @@ def evaluate(checkpoint: str, output_dir: str, *,
     start = time.time()
     os.makedirs(output_dir, exist_ok=True)
     config = resolve_model_config(checkpoint, model_config)
+    if dtype is not None:
+        config = config.replace(dtype=dtype)
+    if kv_cache_length is not None:
+        config = config.replace(max_len=min(kv_cache_length, config.max_len))
     rules = partitioning.logical_axis_rules()
     if mesh is None and mesh_shape is not None:
         mesh = partitioning.make_mesh() if mesh_shape == "training" else partitioning.make_mesh(mesh_shape)
     if mesh is not None:
         batch_size = round_up(batch_size, partitioning.mesh_axes_size(mesh, dict(rules).get("batch")))
+    card = None if checkpoint.startswith(RANDOM_CHECKPOINT) else model_card.load_card(checkpoint)
     if tokenizer is None:
-        if tokenizer_path is None:
-            raise ValueError("evaluate needs a tokenizer: set tokenizer_path (gin: "
-                             "orca_jax.evaluation.runner.evaluate.tokenizer_path) or pass tokenizer=")
-        from orca_jax.data.tokenizer import Tokenizer
-        tokenizer = Tokenizer(expand_path(tokenizer_path))
+        tokenizer = resolve_tokenizer(tokenizer_path, card)
+    template, omit_empty_system = resolve_chat_template(template, card)
     if tokenizer.vocab_size > config.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the model only {config.vocab_size}")
     if params is None:
         params = load_params(checkpoint, config, mesh, rules)
-    template = prompts.resolve_template(template)
     decoder = Decoder(config, params, batch_size=batch_size, eos_id=tokenizer.eos_id,
                       pad_id=tokenizer.pad_id if tokenizer.pad_id < config.vocab_size else 0,
                       mesh=mesh, rules=rules)
@@ -325,7 +377,12 @@ def evaluate(checkpoint: str, output_dir: str, *,
 
     results: dict[str, Any] = {
         "checkpoint": checkpoint,
-        "settings": {"template": template, "system_message_id": system_message_id, "metric": metric,
+        "settings": {"template": template, "omit_empty_system": omit_empty_system,
+                     "tokenizer": {"path": getattr(tokenizer, "path", None),
+                                   "sha256": getattr(tokenizer, "sha256", None), "bos_id": tokenizer.bos_id,
+                                   "eos_id": tokenizer.eos_id, "pad_id": tokenizer.pad_id},
+                     "model_card": card["directory"] if card else None,
+                     "system_message_id": system_message_id, "metric": metric,
                      "choice_format": choice_format,
                      "decoding": "greedy" if temperature <= 0 else
                      f"sampling(temperature={temperature}, top_p={top_p}, seed={seed})",
@@ -348,9 +405,11 @@ def evaluate(checkpoint: str, output_dir: str, *,
             budget = (max_new_tokens_per_task or {}).get(task, max_new_tokens)
             summary, rows, cut = _run_task(examples, decoder, tokenizer, template=template,
                                            system_message_id=system_message_id, metric=metric,
-                                           max_new_tokens=budget, sampling=sampling, choice_format=choice_format)
+                                           max_new_tokens=budget, sampling=sampling, choice_format=choice_format,
+                                           omit_empty_system=omit_empty_system)
             summary.update(answer_type=examples[0].answer_type, max_new_tokens=budget,
-                           prompt=prompts.prompt_description(examples[0], template, system_message_id))
+                           prompt=prompts.prompt_description(examples[0], template, system_message_id,
+                                                             omit_empty_system))
             summaries[task] = summary
             predictions.extend(rows)
             num_truncated += cut

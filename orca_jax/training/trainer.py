@@ -24,6 +24,7 @@ from jax.sharding import Mesh
 from orca_jax import partitioning
 from orca_jax.models import LlamaConfig, model_config
 from orca_jax.training import checkpoints as ckpt_lib
+from orca_jax.training import model_card
 from orca_jax.training import train_state as ts
 from orca_jax.training.batches import BatchIterator, make_batches
 from orca_jax.training.feeding import Prefetcher, host_data_shard
@@ -191,6 +192,7 @@ def train_stage(model_dir: str, previous_stage_dir: str | None = None, *,
                                        num_epochs=num_epochs, process_index=shard, process_count=num_shards)
         if position is not None:
             iterator.load_state_dict(position)
+        model_card.save_card(model_dir, model_card.card_from_iterator(setup.config, iterator))
         start = time.perf_counter()
         step_fn = compile_train_step(setup.config, setup.optimizer, LossConfig(), num_microbatches,
                                      setup.mesh, setup.rules, setup.abstract, setup.batch)

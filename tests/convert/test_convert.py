@@ -198,7 +198,7 @@ def test_cli_import_save_load_and_export(gqa_model, tmp_path):
     _, hf_dir, tokens, want = gqa_model
     out, hf_out = str(tmp_path / "converted"), str(tmp_path / "hf_out")
     assert main(["import_hf", f"--hf_dir={hf_dir}", f"--out_dir={out}", "--no-scan_layers", "--add_pad_rows=1"]) == 0
-    assert sorted(os.listdir(out)) == ["hf_config.json", "model_config.json", "params"]
+    assert sorted(os.listdir(out)) == ["hf_config.json", "model_card.json", "model_config.json", "params"]
 
     params, config = load_converted(out)
     assert not config.scan_layers and config.vocab_size == GQA["vocab_size"] + 1

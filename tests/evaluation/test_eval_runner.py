@@ -7,7 +7,7 @@ import pytest
 
 from orca_jax import evaluate as cli
 from orca_jax.data.demo_files import DEMO_TOKENIZER_PATH
-from orca_jax.data.tokenizer import Tokenizer
+from orca_jax.data.tokenizer import Tokenizer, prefix_ids
 from orca_jax.evaluation import runner
 from orca_jax.models import get_preset
 
@@ -70,9 +70,9 @@ def test_outputs_are_scored_from_the_generated_text(tmp_path, bbh_fixture_dir, t
 
     real_render = runner.prompts.render
 
-    def render(example, template, system_message_id=1):
-        text = real_render(example, template, system_message_id)
-        examples[tuple([tokenizer.bos_id] + tokenizer.encode(text))] = example.target
+    def render(example, template, system_message_id=1, omit_empty_system=None):
+        text = real_render(example, template, system_message_id, omit_empty_system)
+        examples[tuple(prefix_ids(tokenizer) + tokenizer.encode(text))] = example.target
         return text
 
     monkeypatch.setattr(decoding.Decoder, "generate", fake_generate)

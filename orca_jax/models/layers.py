@@ -130,8 +130,10 @@ class Attention(nn.Module):
     def _update_cache(self, k: jax.Array, v: jax.Array, segment_ids: jax.Array):
         """Write this call's k/v at the cache index; return the whole cache for attention.
 
-        The cache is `[batch, max_len, kv_heads, head_dim]`; all rows share one write index
+        The cache is `[batch, cache_len, kv_heads, head_dim]`; all rows share one write index
         (prompts are left-padded with segment id 0, which real tokens never attend to).
+        `cache_len` is the length of the cache passed in (evaluation.decoding sizes it to the
+        request: prompt + new tokens, bucketed); a cache created here by `init` has `max_len` slots.
         """
         cfg = self.config
         b, l = segment_ids.shape
@@ -140,13 +142,14 @@ class Attention(nn.Module):
         cached_v = self.variable("cache", "cached_value", jnp.zeros, shape, v.dtype)
         cached_seg = self.variable("cache", "cached_segment_ids", jnp.zeros, (b, cfg.max_len), jnp.int32)
         index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+        cache_len = cached_k.value.shape[1]
         i = index.value
         cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, i, 0, 0))
         cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, i, 0, 0))
         cached_seg.value = jax.lax.dynamic_update_slice(cached_seg.value, segment_ids, (0, i))
         index.value = i + l
         q_index = jnp.broadcast_to(i + jnp.arange(l, dtype=jnp.int32), (b, l))
-        kv_index = jnp.broadcast_to(jnp.arange(cfg.max_len, dtype=jnp.int32), (b, cfg.max_len))
+        kv_index = jnp.broadcast_to(jnp.arange(cache_len, dtype=jnp.int32), (b, cache_len))
         return cached_k.value, cached_v.value, cached_seg.value, q_index, kv_index
 
 

@@ -12,7 +12,7 @@ Sides (`--sides`, default all three):
                cache sized to the request (prompt + new tokens rounded up to 64 slots).
   jax_nocache  Decoder(use_cache=False): every step reruns the whole sequence (the test reference).
   hf           transformers `model.generate(do_sample=False)` with its dynamic KV cache, fp32,
-               eager PyTorch, torch's default thread count.
+               eager PyTorch, torch's default thread count (or --torch_threads).
 Every prompt has `prompt_len` random tokens (no padding on either side); EOS is disabled on every
 side, so each row generates exactly `new_tokens` tokens. Each side runs once untimed (compilation,
 warm-up), then the sides are timed in turn, `--repeats` rounds, the order rotated every round, so a
@@ -50,11 +50,14 @@ def jax_side(config: LlamaConfig, params, batch_size: int, new_tokens: int, prom
     return lambda prompts: decoder.generate(prompts, new_tokens).tokens
 
 
-def hf_side(hf_dir: str, new_tokens: int) -> Callable[[list[list[int]]], list[list[int]]]:
-    """prompts -> generated tokens, with transformers' greedy `generate` (fp32, EOS disabled)."""
+def hf_side(hf_dir: str, new_tokens: int, threads: int | None = None) -> Callable[[list[list[int]]], list[list[int]]]:
+    """prompts -> generated tokens, with transformers' greedy `generate` (fp32, EOS disabled) on
+    `threads` torch threads (None: torch's default, one per core)."""
     import torch
     import transformers
 
+    if threads:
+        torch.set_num_threads(threads)
     model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     model.generation_config.eos_token_id = None  # generate exactly new_tokens, as the jax sides do
     model.generation_config.pad_token_id = 0
@@ -97,6 +100,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--dtype", default="float32", help="orca-jax compute dtype (transformers runs fp32)")
     p.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated subset of {SIDES}")
+    p.add_argument("--torch_threads", type=int, default=None,
+                   help="torch.set_num_threads for the hf side (default: torch's, one per core); on a "
+                        "machine shared with other jobs, torch's spinning OpenMP threads suffer more than XLA's")
     args = p.parse_args()
     sides = args.sides.split(",")
     if unknown := set(sides) - set(SIDES):
@@ -117,7 +123,7 @@ def main() -> None:
         run = {}
         for side in sides:
             if side == "hf":
-                run[side] = hf_side(hf_dir, args.new_tokens)
+                run[side] = hf_side(hf_dir, args.new_tokens, args.torch_threads)
             else:
                 run[side] = jax_side(config, params, args.batch_size, args.new_tokens, args.prompt_len,
                                      use_cache=side == "jax_kv")

@@ -43,10 +43,10 @@ SIDES = ("jax_kv", "jax_nocache", "hf")
 
 
 def jax_side(config: LlamaConfig, params, batch_size: int, new_tokens: int, prompt_len: int,
-             use_cache: bool) -> Callable[[list[list[int]]], list[list[int]]]:
+             use_cache: bool, unroll_layers: bool = False) -> Callable[[list[list[int]]], list[list[int]]]:
     """prompts -> generated tokens, with orca-jax's Decoder (EOS disabled: eos_id -1)."""
     decoder = Decoder(config, params, batch_size=batch_size, eos_id=-1, pad_id=0, use_cache=use_cache,
-                      min_prompt_bucket=prompt_len)
+                      min_prompt_bucket=prompt_len, unroll_layers=unroll_layers)
     return lambda prompts: decoder.generate(prompts, new_tokens).tokens
 
 
@@ -100,6 +100,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--dtype", default="float32", help="orca-jax compute dtype (transformers runs fp32)")
     p.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated subset of {SIDES}")
+    p.add_argument("--unroll_layers", action="store_true", help="Decoder(unroll_layers=True) for the jax sides")
     p.add_argument("--torch_threads", type=int, default=None,
                    help="torch.set_num_threads for the hf side (default: torch's, one per core); on a "
                         "machine shared with other jobs, torch's spinning OpenMP threads suffer more than XLA's")
@@ -126,7 +127,7 @@ def main() -> None:
                 run[side] = hf_side(hf_dir, args.new_tokens, args.torch_threads)
             else:
                 run[side] = jax_side(config, params, args.batch_size, args.new_tokens, args.prompt_len,
-                                     use_cache=side == "jax_kv")
+                                     use_cache=side == "jax_kv", unroll_layers=args.unroll_layers)
         tokens, first = {}, {}
         for side in sides:  # compile / warm up
             t0 = time.perf_counter()
@@ -145,7 +146,8 @@ def main() -> None:
     print(json.dumps({"model": name, "params": config.num_params(), "backend": jax.default_backend(),
                       "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                       "batch_size": args.batch_size, "prompt_len": args.prompt_len, "new_tokens": args.new_tokens,
-                      "jax_dtype": config.dtype, "repeats": args.repeats}))
+                      "jax_dtype": config.dtype, "unroll_layers": args.unroll_layers,
+                      "repeats": args.repeats}))
     ref = tokens[sides[0]]
     for side in sides:
         s = summarize(rates[side])

@@ -210,14 +210,22 @@ class Decoder:
       mesh / rules: shard parameters and batches as in training (None: default device).
       use_cache: False selects the no-cache reference decoder (for tests and benchmarks).
       min_prompt_bucket: the smallest padded prompt length (buckets are powers of two).
+      unroll_layers: decode with unrolled layers (`layers_{i}` params; a scanned parameter tree is
+        re-laid out once here, a copy of the params). A decode step then reads each layer's
+        weights in place instead of slicing them out of the stacked arrays: ~10% faster per step
+        on CPU for SmolLM2, at the price of a longer compilation and the copy.
     """
 
     def __init__(self, config: LlamaConfig, params: Any, *, batch_size: int, eos_id: int, pad_id: int,
                  mesh: jax.sharding.Mesh | None = None, rules: partitioning.Rules | None = None,
-                 use_cache: bool = True, min_prompt_bucket: int = 16):
+                 use_cache: bool = True, min_prompt_bucket: int = 16, unroll_layers: bool = False):
         # No gradients here: nothing to rematerialise. The KV-cache decode always uses the xla
         # kernel; so do scoring and the no-cache decoder, whose short prompt buckets fused kernels
         # (splash: lengths divisible by 128) reject.
+        if unroll_layers and config.scan_layers:
+            from orca_jax.convert.checkpoint import scan_layout
+
+            params, config = scan_layout(params, False), config.replace(scan_layers=False)
         self.config = config.replace(remat_policy="none", attention_impl="xla")
         self.batch_size = batch_size
         self.eos_id, self.pad_id = eos_id, pad_id

@@ -77,6 +77,9 @@ def test_kv_cache_with_scanned_layers():
     params, prompts = _init(cfg), _prompts(cfg, (4, 11, 7))
     cached = _decoder(cfg, params).generate(prompts, 8)
     assert cached.tokens == _decoder(cfg, params, use_cache=False).generate(prompts, 8).tokens
+    unrolled = _decoder(cfg, params, unroll_layers=True)
+    assert not unrolled.config.scan_layers and "layers_1" in unrolled.params
+    assert unrolled.generate(prompts, 8).tokens == cached.tokens
     assert _teacher_forced_argmax(cfg, params, prompts, cached.tokens) == cached.tokens
 
 

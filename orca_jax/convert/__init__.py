@@ -1,4 +1,4 @@
-"""Hugging Face LLaMA safetensors <-> orca-jax params.
+"""Hugging Face LLaMA-family safetensors (llama, mistral, qwen2; see docs/students.md) <-> orca-jax params.
 
 In memory:
   import_hf(hf_dir, *, scan_layers=None, add_pad_rows=0, param_dtype=None, preset=None,

@@ -1,15 +1,24 @@
-"""Hugging Face `LlamaForCausalLM` checkpoints <-> orca-jax parameters.
+"""Hugging Face LLaMA-family checkpoints <-> orca-jax parameters.
+
+Families (`model_type`): llama (LLaMA-1/2, Llama-3.x with rope_type "llama3", SmolLM2), mistral
+(grouped-query attention, `sliding_window` honoured by the attention mask), qwen2 (Qwen2/2.5:
+q/k/v biases). Tied embeddings (`tie_word_embeddings: true`) stay one parameter, `embed`: the
+checkpoint has no lm_head tensor, and neither has the export. Config features the model does
+not implement raise UnsupportedConfigError naming the config.json field.
 
 Tensor mapping (HF `nn.Linear` weights are `[out, in]`; ours are `[in, ...]`):
 
     model.embed_tokens.weight             [vocab, embed]     -> embed            (as is)
     model.norm.weight                     [embed]            -> final_norm/scale
-    lm_head.weight                        [vocab, embed]     -> lm_head/kernel   [embed, vocab]  (transpose)
+    lm_head.weight                        [vocab, embed]     -> lm_head/kernel   [embed, vocab]  (transpose;
+                                                                absent when tied)
     model.layers.{i}.
       input_layernorm.weight              [embed]            -> attention_norm/scale
       self_attn.q_proj.weight             [heads*hd, embed]  -> attention/q_proj [embed, heads, hd]
       self_attn.k_proj.weight / v_proj    [kv*hd, embed]     -> attention/k_proj [embed, kv, hd] / v_proj
       self_attn.o_proj.weight             [embed, heads*hd]  -> attention/o_proj [heads, hd, embed]
+      self_attn.q_proj.bias               [heads*hd]         -> attention/q_bias [heads, hd]   (qwen2)
+      self_attn.k_proj.bias / v_proj.bias [kv*hd]            -> attention/k_bias [kv, hd] / v_bias
       post_attention_layernorm.weight     [embed]            -> mlp_norm/scale
       mlp.gate_proj.weight / up_proj      [mlp, embed]       -> mlp/gate_proj    [embed, mlp] / up_proj
       mlp.down_proj.weight                [embed, mlp]       -> mlp/down_proj    [mlp, embed]
@@ -50,14 +59,32 @@ LAYER_TENSORS: dict[str, tuple[tuple[str, ...], str]] = {
     "mlp.up_proj.weight": (("mlp", "up_proj"), "in"),
     "mlp.down_proj.weight": (("mlp", "down_proj"), "out"),
 }
+# Per-block bias tensors of Qwen2 (`LlamaConfig.qkv_bias`).
+BIAS_TENSORS: dict[str, tuple[tuple[str, ...], str]] = {
+    "self_attn.q_proj.bias": (("attention", "q_bias"), "q_bias"),
+    "self_attn.k_proj.bias": (("attention", "k_bias"), "kv_bias"),
+    "self_attn.v_proj.bias": (("attention", "v_bias"), "kv_bias"),
+}
 EMBED, FINAL_NORM, LM_HEAD = "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"
 EXPORT_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
 # Buffers some older checkpoints carry that are not parameters.
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
 
+ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}
+# rope dict keys (`rope_scaling` in transformers 4, `rope_parameters` in 5) per rope_type.
+_ROPE_KEYS = {"default": {"rope_type", "type", "rope_theta", "partial_rotary_factor"},
+              "llama3": {"rope_type", "type", "rope_theta", "partial_rotary_factor", "factor", "low_freq_factor",
+                         "high_freq_factor", "original_max_position_embeddings"}}
+
+
 class UnsupportedConfigError(ValueError):
     """A Hugging Face config feature this converter (or the model) does not implement."""
+
+
+def layer_tensors(config: LlamaConfig) -> dict[str, tuple[tuple[str, ...], str]]:
+    """HF per-block tensor suffix -> (our path inside the block, layout kind) for `config`."""
+    return {**LAYER_TENSORS, **(BIAS_TENSORS if config.qkv_bias else {})}
 
 
 # ----------------------------------------------------------------------------- configs
@@ -69,37 +96,75 @@ def read_hf_config(hf_dir: str) -> dict:
         return json.load(f)
 
 
-def _rope_theta(hf: dict) -> float:
-    """rope_theta from a transformers 4.x (`rope_theta`, `rope_scaling`) or 5.x (`rope_parameters`) config."""
-    scaling = hf.get("rope_scaling")
-    if scaling:
+def _rope_fields(hf: dict) -> dict:
+    """LlamaConfig RoPE fields from a transformers 4.x (`rope_theta`, `rope_scaling`) or 5.x
+    (`rope_parameters`) config; rope types other than default and llama3 are refused."""
+    scaling, params = hf.get("rope_scaling"), hf.get("rope_parameters")
+    field, rope = ("rope_parameters", params) if params else ("rope_scaling", scaling or {})
+    if params and scaling and scaling != params:
+        raise UnsupportedConfigError(f"rope_scaling={scaling!r} and rope_parameters={params!r} disagree")
+    if not isinstance(rope, dict) or any(isinstance(v, dict) for v in rope.values()):
+        raise UnsupportedConfigError(f"{field}={rope!r}: per-layer RoPE parameters are not supported")
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type not in _ROPE_KEYS:
         raise UnsupportedConfigError(
-            f"rope_scaling={scaling!r} is not supported: the model implements plain RoPE only")
-    params = hf.get("rope_parameters")
-    if params:
-        rope_type = params.get("rope_type", params.get("type", "default"))
-        if rope_type != "default":
+            f"{field}.rope_type={rope_type!r} ({rope!r}) is not supported: the model implements RoPE types "
+            f"{sorted(_ROPE_KEYS)}")
+    unknown = sorted(set(rope) - _ROPE_KEYS[rope_type])
+    if unknown:
+        raise UnsupportedConfigError(f"{field} fields {unknown} are not supported for rope_type {rope_type!r}")
+    partial = rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))
+    if partial not in (None, 1, 1.0):
+        raise UnsupportedConfigError(f"partial_rotary_factor={partial} is not supported: RoPE covers all of head_dim")
+    fields = {"rope_theta": float(rope.get("rope_theta", hf.get("rope_theta", 10000.0)))}
+    if rope_type == "llama3":
+        missing = [k for k in ("factor", "low_freq_factor", "high_freq_factor") if k not in rope]
+        if missing:
+            raise UnsupportedConfigError(f"{field} (rope_type 'llama3') lacks {missing}")
+        fields.update(rope_type="llama3", rope_factor=float(rope["factor"]),
+                      rope_low_freq_factor=float(rope["low_freq_factor"]),
+                      rope_high_freq_factor=float(rope["high_freq_factor"]),
+                      rope_original_max_len=int(rope.get("original_max_position_embeddings",
+                                                         hf.get("max_position_embeddings", 8192))))
+    return fields
+
+
+def _family_fields(hf: dict, model_type: str) -> dict:
+    """qkv_bias / sliding_window / family for one model_type; refuses what the model lacks."""
+    fields: dict = {"family": model_type}
+    if model_type == "qwen2":
+        fields["qkv_bias"] = True
+        layer_types = hf.get("layer_types") or []
+        if hf.get("use_sliding_window", False) or "sliding_attention" in layer_types:
             raise UnsupportedConfigError(
-                f"rope_parameters with rope_type={rope_type!r} ({params!r}) is not supported: "
-                "the model implements plain RoPE (rope_type 'default') only")
-        if "rope_theta" in params:
-            return float(params["rope_theta"])
-    return float(hf.get("rope_theta", 10000.0))
+                f"use_sliding_window={hf.get('use_sliding_window')} (layer_types={layer_types}): Qwen2's per-layer "
+                "sliding windows (max_window_layers) are not supported")
+        return fields
+    for flag in ("attention_bias", "mlp_bias"):
+        if hf.get(flag, False):
+            raise UnsupportedConfigError(f"{flag}=True is not supported for model_type {model_type!r}: "
+                                         "only Qwen2's q/k/v biases are implemented")
+    if model_type == "mistral":
+        if hf.get("layer_types"):
+            raise UnsupportedConfigError(f"layer_types={hf['layer_types']!r} (alternating attention, as Ministral) "
+                                         "is not supported")
+        window = hf.get("sliding_window")
+        fields["sliding_window"] = int(window) if window is not None else None
+    return fields
 
 
 def llama_config_from_hf(hf: dict, **overrides) -> LlamaConfig:
-    """The LlamaConfig of a Hugging Face LLaMA config.json dict, with field `overrides`.
+    """The LlamaConfig of a Hugging Face llama/mistral/qwen2 config.json dict, with field `overrides`.
 
-    Refuses (UnsupportedConfigError, naming the field) what the model does not implement:
-    rope scaling, attention/MLP biases, activations other than SiLU, non-LLaMA model types.
-    `tie_word_embeddings=True` is accepted: the import copies the embedding into lm_head.
+    Refuses (UnsupportedConfigError, naming the field) what the model does not implement: other
+    model types, rope types other than default/llama3, partial rotary, attention/MLP biases outside
+    Qwen2's q/k/v, Qwen2's per-layer sliding windows, activations other than SiLU.
     """
     model_type = hf.get("model_type", "llama")
-    if model_type != "llama":
-        raise UnsupportedConfigError(f"model_type={model_type!r} is not supported; expected 'llama'")
-    for flag in ("attention_bias", "mlp_bias"):
-        if hf.get(flag, False):
-            raise UnsupportedConfigError(f"{flag}=True is not supported: the model has no bias terms")
+    if model_type not in ARCHITECTURES:
+        raise UnsupportedConfigError(f"model_type={model_type!r} is not supported; expected one of "
+                                     f"{sorted(ARCHITECTURES)}")
+    family = _family_fields(hf, model_type)
     act = hf.get("hidden_act", "silu")
     if act not in ("silu", "swish"):
         raise UnsupportedConfigError(f"hidden_act={act!r} is not supported; the MLP is SwiGLU (silu)")
@@ -116,9 +181,11 @@ def llama_config_from_hf(hf: dict, **overrides) -> LlamaConfig:
         head_dim=None if head_dim * n_heads == hf["hidden_size"] else head_dim,
         d_ff=hf["intermediate_size"],
         max_len=hf.get("max_position_embeddings", 2048),
-        rope_theta=_rope_theta(hf),
         norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
         initializer_range=float(hf.get("initializer_range", 0.02)),
+        tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
+        **_rope_fields(hf),
+        **family,
     )
     fields.update(overrides)
     return LlamaConfig(**fields)
@@ -126,17 +193,34 @@ def llama_config_from_hf(hf: dict, **overrides) -> LlamaConfig:
 
 def hf_config_from_llama(config: LlamaConfig, *, vocab_size: int | None = None, dtype: str = "float32",
                          base: dict | None = None) -> dict:
-    """A transformers `LlamaConfig` dict (config.json) for `config`.
+    """A transformers config.json dict for `config`, of its family (Llama/Mistral/Qwen2ForCausalLM).
 
     `base` (e.g. the config.json the weights were imported from) supplies the fields we do
     not model (bos/eos/pad token ids, ...); every architecture field is overwritten. RoPE is
-    written the transformers-4 way (`rope_theta`, `rope_scaling: null`), which 5.x also reads.
+    written the transformers-4 way (`rope_theta`, `rope_scaling`: null or the llama3 dict), which
+    5.x also reads. Raises UnsupportedConfigError when the family cannot express the config
+    (q/k/v biases outside qwen2, a sliding window in llama).
     """
+    family = config.family
+    if config.qkv_bias != (family == "qwen2"):
+        raise UnsupportedConfigError(f"qkv_bias={config.qkv_bias} cannot be exported as family {family!r} "
+                                     "(only qwen2 has q/k/v biases, and always)")
+    if config.sliding_window is not None and family != "mistral":
+        raise UnsupportedConfigError(f"sliding_window={config.sliding_window} cannot be exported as family "
+                                     f"{family!r}; only mistral is exported with a sliding window")
     vocab = vocab_size or config.vocab_size
-    hf = {k: v for k, v in (base or {}).items() if k not in ("rope_parameters", "dtype", "transformers_version")}
+    dropped = ("rope_parameters", "rope_scaling", "dtype", "transformers_version", "layer_types",
+               "attention_bias", "mlp_bias", "sliding_window", "use_sliding_window", "max_window_layers")
+    hf = {k: v for k, v in (base or {}).items() if k not in dropped}
+    rope_scaling = None
+    if config.rope_type == "llama3":
+        rope_scaling = {"rope_type": "llama3", "factor": config.rope_factor,
+                        "low_freq_factor": config.rope_low_freq_factor,
+                        "high_freq_factor": config.rope_high_freq_factor,
+                        "original_max_position_embeddings": config.rope_original_max_len}
     hf.update(
-        architectures=["LlamaForCausalLM"],
-        model_type="llama",
+        architectures=[ARCHITECTURES[family]],
+        model_type=family,
         vocab_size=vocab,
         hidden_size=config.d_model,
         intermediate_size=config.d_ff,
@@ -147,14 +231,18 @@ def hf_config_from_llama(config: LlamaConfig, *, vocab_size: int | None = None, 
         max_position_embeddings=config.max_len,
         rms_norm_eps=config.norm_eps,
         rope_theta=config.rope_theta,
-        rope_scaling=None,
+        rope_scaling=rope_scaling,
         hidden_act="silu",
-        attention_bias=False,
-        mlp_bias=False,
-        tie_word_embeddings=False,
+        tie_word_embeddings=config.tie_word_embeddings,
         initializer_range=config.initializer_range,
         torch_dtype=dtype,
     )
+    if family == "llama":
+        hf.update(attention_bias=False, mlp_bias=False)
+    elif family == "mistral":
+        hf.update(sliding_window=config.sliding_window)
+    else:
+        hf.update(use_sliding_window=False, sliding_window=None, max_window_layers=config.n_layers)
     hf.setdefault("bos_token_id", 1)
     hf.setdefault("eos_token_id", 2)
     if hf.get("pad_token_id") is not None and hf["pad_token_id"] >= vocab:
@@ -166,14 +254,19 @@ def hf_config_from_llama(config: LlamaConfig, *, vocab_size: int | None = None, 
 
 
 def hf_tensor_shapes(config: LlamaConfig, vocab_size: int | None = None,
-                     include_lm_head: bool = True) -> dict[str, tuple[int, ...]]:
-    """Every tensor name of a HF LlamaForCausalLM for `config` -> its HF shape, in file order."""
+                     include_lm_head: bool | None = None) -> dict[str, tuple[int, ...]]:
+    """Every tensor name of a HF checkpoint for `config` -> its HF shape, in file order.
+
+    `include_lm_head` defaults to "the head is untied"."""
+    if include_lm_head is None:
+        include_lm_head = not config.tie_word_embeddings
     v = vocab_size or config.vocab_size
     d, h, kv, hd, f = config.d_model, config.n_heads, config.num_kv_heads, config.dims_per_head, config.d_ff
-    per_kind = {"vector": (d,), "q": (h * hd, d), "kv": (kv * hd, d), "o": (d, h * hd), "in": (f, d), "out": (d, f)}
+    per_kind = {"vector": (d,), "q": (h * hd, d), "kv": (kv * hd, d), "o": (d, h * hd), "in": (f, d), "out": (d, f),
+                "q_bias": (h * hd,), "kv_bias": (kv * hd,)}
     shapes = {EMBED: (v, d)}
     for i in range(config.n_layers):
-        for suffix, (_, kind) in LAYER_TENSORS.items():
+        for suffix, (_, kind) in layer_tensors(config).items():
             shapes[f"model.layers.{i}.{suffix}"] = per_kind[kind]
     shapes[FINAL_NORM] = (d,)
     if include_lm_head:
@@ -192,6 +285,10 @@ def _to_ours(w: np.ndarray, kind: str, config: LlamaConfig) -> np.ndarray:
         return w.T.reshape(d, kv, hd)
     if kind == "o":
         return w.T.reshape(h, hd, d)
+    if kind == "q_bias":
+        return w.reshape(h, hd)
+    if kind == "kv_bias":
+        return w.reshape(kv, hd)
     return w.T  # "in" [mlp, embed] -> [embed, mlp]; "out" [embed, mlp] -> [mlp, embed]
 
 
@@ -203,6 +300,8 @@ def _to_hf(w: np.ndarray, kind: str) -> np.ndarray:
         return w.reshape(w.shape[0], -1).T
     if kind == "o":
         return w.reshape(-1, w.shape[-1]).T
+    if kind in ("q_bias", "kv_bias"):
+        return w.reshape(-1)
     return w.T
 
 
@@ -233,18 +332,23 @@ def _target_config(hf: dict, *, preset: str | None, add_pad_rows: int, scan_laye
     if preset is None:
         return from_hf
     target = get_preset(preset, **changes)
+    layout = [f"{name}: config.json {getattr(from_hf, name)} vs preset {getattr(target, name)}"
+              for name in ("tie_word_embeddings", "qkv_bias") if getattr(from_hf, name) != getattr(target, name)]
+    if layout:
+        raise ShapeMismatchError(f"checkpoint does not fit preset {preset!r}: {'; '.join(layout)}")
     numerics = [f"{name}: config.json {getattr(from_hf, name)} vs preset {getattr(target, name)}"
-                for name in ("rope_theta", "norm_eps", "max_len") if getattr(from_hf, name) != getattr(target, name)]
+                for name in ("rope_theta", "norm_eps", "max_len", "rope_type", "sliding_window", "family")
+                if getattr(from_hf, name) != getattr(target, name)]
     if numerics:
         log.warning("checkpoint config differs from preset %s (the preset's values are kept): %s",
                     preset, "; ".join(numerics))
     return target
 
 
-def _check_tensors(reader: HFCheckpointReader, config: LlamaConfig, src_vocab: int, tied: bool,
-                   what: str) -> None:
+def _check_tensors(reader: HFCheckpointReader, config: LlamaConfig, src_vocab: int, what: str) -> None:
     """Check names and shapes of every checkpoint tensor against `config` before reading any data."""
-    expected = hf_tensor_shapes(config, vocab_size=src_vocab, include_lm_head=not tied)
+    tied = config.tie_word_embeddings
+    expected = hf_tensor_shapes(config, vocab_size=src_vocab)
     present = {n for n in reader.keys() if not n.endswith(_IGNORED_SUFFIXES)}
     if tied:
         present.discard(LM_HEAD)  # tied checkpoints may still store it; HF ignores it, so do we
@@ -270,13 +374,13 @@ def _check_tensors(reader: HFCheckpointReader, config: LlamaConfig, src_vocab: i
 def import_hf(hf_dir: str, *, scan_layers: bool | None = None, add_pad_rows: int = 0,
               param_dtype: str | None = None, preset: str | None = None,
               config_overrides: dict | None = None) -> tuple[dict, LlamaConfig]:
-    """Load a Hugging Face LlamaForCausalLM safetensors checkpoint as orca-jax params.
+    """Load a Hugging Face llama/mistral/qwen2 safetensors checkpoint as orca-jax params.
 
     Args:
       hf_dir: directory with config.json and model.safetensors (or shards + index).
       scan_layers: output layout, stacked (`layers/block/...`) or unrolled (`layers_{i}/...`);
         None keeps the target config's default.
-      add_pad_rows: rows appended to the vocabulary (embed rows and lm_head columns), e.g. 1
+      add_pad_rows: rows appended to the vocabulary (embed rows and untied lm_head columns), e.g. 1
         for LLaMA's 32000 -> Orca's 32001. Each new row is initialised to the mean of the
         existing rows, so existing ids' logits are unchanged and the new ids start "average".
       param_dtype: dtype of the returned params (default float32, the master weights).
@@ -297,9 +401,8 @@ def import_hf(hf_dir: str, *, scan_layers: bool | None = None, add_pad_rows: int
                             param_dtype=param_dtype, overrides=config_overrides)
     what = f"preset {preset!r}" if preset else "config.json"
     src_vocab = config.vocab_size - add_pad_rows
-    tied = bool(hf.get("tie_word_embeddings", False))
     reader = HFCheckpointReader(hf_dir)
-    _check_tensors(reader, config, src_vocab, tied, what)
+    _check_tensors(reader, config, src_vocab, what)
     if preset is not None:  # same tensor shapes can hide a different head split
         from_hf = llama_config_from_hf(hf)
         for name in ("n_heads", "num_kv_heads", "dims_per_head"):
@@ -313,7 +416,7 @@ def import_hf(hf_dir: str, *, scan_layers: bool | None = None, add_pad_rows: int
     embed[:src_vocab] = reader.get(EMBED)
     _fill_pad_rows(embed, src_vocab)
     params["embed"] = embed
-    for suffix, (path, kind) in LAYER_TENSORS.items():
+    for suffix, (path, kind) in layer_tensors(config).items():
         stacked = None
         for i in range(config.n_layers):
             w = _to_ours(reader.get(f"model.layers.{i}.{suffix}"), kind, config)
@@ -325,10 +428,11 @@ def import_hf(hf_dir: str, *, scan_layers: bool | None = None, add_pad_rows: int
             else:
                 _set(params, (f"layers_{i}",) + path, np.ascontiguousarray(w, dtype=dtype))
     params["final_norm"] = {"scale": reader.get(FINAL_NORM).astype(dtype)}
-    head = np.empty((config.d_model, config.vocab_size), dtype)
-    head[:, :src_vocab] = embed[:src_vocab].T if tied else reader.get(LM_HEAD).T
-    _fill_pad_rows(head.T, src_vocab)
-    params["lm_head"] = {"kernel": head}
+    if not config.tie_word_embeddings:  # tied: the head is `embed` itself, one parameter
+        head = np.empty((config.d_model, config.vocab_size), dtype)
+        head[:, :src_vocab] = reader.get(LM_HEAD).T
+        _fill_pad_rows(head.T, src_vocab)
+        params["lm_head"] = {"kernel": head}
     check_param_shapes(params, config, "imported params")  # guards against drift of the model's param tree
     return params, config
 
@@ -374,27 +478,29 @@ def hf_tensors(params: dict, config: LlamaConfig, *, vocab_size: int | None = No
 
     yield entry(EMBED, lambda: np.asarray(params["embed"])[:v])
     for i in range(config.n_layers):
-        for suffix, (path, kind) in LAYER_TENSORS.items():
+        for suffix, (path, kind) in layer_tensors(config).items():
             yield entry(f"model.layers.{i}.{suffix}",
                         lambda path=path, kind=kind, i=i: _to_hf(np.asarray(layer_param(path, i)), kind))
     yield entry(FINAL_NORM, lambda: params["final_norm"]["scale"])
-    yield entry(LM_HEAD, lambda: np.asarray(params["lm_head"]["kernel"])[:, :v].T)
+    if not config.tie_word_embeddings:  # tied: HF re-ties lm_head to the embedding on load
+        yield entry(LM_HEAD, lambda: np.asarray(params["lm_head"]["kernel"])[:, :v].T)
 
 
 def export_hf(params: dict, config: LlamaConfig, out_dir: str, *, vocab_size: int | None = None,
               dtype: str = "float32", max_shard_size: int | str = "5GB", base_hf_config: dict | None = None) -> None:
-    """Write orca-jax `params` as a Hugging Face LlamaForCausalLM directory.
+    """Write orca-jax `params` as a Hugging Face directory of the config's family.
 
     `out_dir` gets config.json and model.safetensors (or shards + model.safetensors.index.json
-    past `max_shard_size`), loadable with `transformers.LlamaForCausalLM.from_pretrained`.
+    past `max_shard_size`), loadable with `transformers.AutoModelForCausalLM.from_pretrained`
+    (Llama/Mistral/Qwen2ForCausalLM). A tied config is written tied: no lm_head tensor.
     `vocab_size` drops trailing (pad) rows; `dtype` is the stored dtype (float32, bfloat16,
     float16); `base_hf_config` supplies non-architecture fields (token ids) for config.json.
     """
     check_param_shapes(params, config.replace(scan_layers=_is_scanned(params)))
+    hf = hf_config_from_llama(config, vocab_size=vocab_size, dtype=dtype, base=base_hf_config)  # refuses first
     os.makedirs(out_dir, exist_ok=True)
     write_sharded(out_dir, hf_tensors(params, config, vocab_size=vocab_size, dtype=dtype),
                   max_shard_size=max_shard_size)
-    hf = hf_config_from_llama(config, vocab_size=vocab_size, dtype=dtype, base=base_hf_config)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(hf, f, indent=2, sort_keys=True)
 

@@ -17,11 +17,19 @@ NEG_INF = -1e30  # fp32 mask value: exp underflows to exactly 0, never NaN.
 
 
 def attention_mask(q_segment_ids: jax.Array, kv_segment_ids: jax.Array,
-                   q_index: jax.Array, kv_index: jax.Array) -> jax.Array:
-    """Boolean mask `[batch, 1, q_len, kv_len]`: same segment and causal on slot index."""
+                   q_index: jax.Array, kv_index: jax.Array, sliding_window: int | None = None) -> jax.Array:
+    """Boolean mask `[batch, 1, q_len, kv_len]`: same segment and causal on slot index.
+
+    With `sliding_window` (Mistral), also key slot > query slot - sliding_window, as transformers'
+    `sliding_window_overlay`. Slots of one segment are contiguous (packing, left-padded KV cache),
+    so the slot distance is the token distance.
+    """
     same_segment = q_segment_ids[:, :, None] == kv_segment_ids[:, None, :]
     causal = q_index[:, :, None] >= kv_index[:, None, :]
-    return (same_segment & causal)[:, None]
+    mask = same_segment & causal
+    if sliding_window is not None:
+        mask &= kv_index[:, None, :] > q_index[:, :, None] - sliding_window
+    return mask[:, None]
 
 
 def xla_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
@@ -114,12 +122,21 @@ def resolve_impl(impl: str) -> str:
 
 def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
                           q_segment_ids: jax.Array, kv_segment_ids: jax.Array,
-                          q_index: jax.Array, kv_index: jax.Array, impl: str = "xla") -> jax.Array:
-    """Causal, segment-masked grouped-query attention with the kernel `impl`."""
+                          q_index: jax.Array, kv_index: jax.Array, impl: str = "xla",
+                          sliding_window: int | None = None) -> jax.Array:
+    """Causal, segment-masked grouped-query attention with the kernel `impl`.
+
+    `sliding_window` (Mistral) limits each query to the last `sliding_window` slots; the splash
+    kernel does not implement it and refuses sequences longer than the window.
+    """
     impl = resolve_impl(impl)
     if impl == "splash":
+        if sliding_window is not None and k.shape[1] > sliding_window:
+            raise NotImplementedError(
+                f"attention_impl='splash' does not implement sliding_window={sliding_window} and the "
+                f"sequence ({k.shape[1]} slots) exceeds it; use attention_impl='xla'")
         return splash_attention(q, k, v, q_segment_ids, kv_segment_ids)
-    mask = attention_mask(q_segment_ids, kv_segment_ids, q_index, kv_index)
+    mask = attention_mask(q_segment_ids, kv_segment_ids, q_index, kv_index, sliding_window)
     if impl == "cudnn":
         return cudnn_attention(q, k, v, mask)
     return xla_attention(q, k, v, mask)

@@ -6,9 +6,12 @@ activations are constrained with `act_*` names. partitioning.py maps both to mes
 
 from __future__ import annotations
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 
 from orca_jax.models.attention import dot_product_attention
@@ -35,15 +38,42 @@ class RMSNorm(nn.Module):
         return (x32.astype(self.config.compute_dtype) * scale.astype(self.config.compute_dtype))
 
 
-def rotary_embedding(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
+def rope_inv_freq(config: LlamaConfig) -> np.ndarray:
+    """Inverse RoPE frequencies `[head_dim // 2]` float32 for the config's rope_type.
+
+    "default": theta^(-2i/d). "llama3": Llama-3.1's schedule (transformers'
+    `_compute_llama3_parameters`): wavelengths longer than original_max_len / low_freq_factor are
+    divided by `rope_factor`, those shorter than original_max_len / high_freq_factor are kept, and
+    the band between is interpolated. Computed in float32 as transformers does.
+    """
+    d = config.dims_per_head
+    inv_freq = (1.0 / (np.float32(config.rope_theta) ** (np.arange(0, d, 2, dtype=np.float32) / np.float32(d))))
+    inv_freq = inv_freq.astype(np.float32)
+    if config.rope_type == "default":
+        return inv_freq
+    factor, low, high = (np.float32(v) for v in (config.rope_factor, config.rope_low_freq_factor,
+                                                  config.rope_high_freq_factor))
+    old_len = np.float32(config.rope_original_max_len)
+    wavelen = np.float32(2 * math.pi) / inv_freq
+    scaled = np.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < old_len / high) & ~(wavelen > old_len / low)
+    return np.where(medium, smoothed, scaled).astype(np.float32)
+
+
+def rotary_embedding(x: jax.Array, positions: jax.Array, theta: float,
+                     inv_freq: np.ndarray | None = None) -> jax.Array:
     """Rotate `x [batch, len, heads, head_dim]` by `positions [batch, len]`.
 
     Hugging Face's layout (rotate_half: the first and second halves of head_dim form the
-    pairs), so LlamaForCausalLM q/k weights load without a permutation.
+    pairs), so LlamaForCausalLM q/k weights load without a permutation. `inv_freq`
+    `[head_dim // 2]` (from `rope_inv_freq`) overrides the default theta^(-2i/d) schedule.
     """
     d = x.shape[-1]
-    inv_freq = 1.0 / (theta ** (jnp.arange(0, d, 2, dtype=jnp.float32) / d))
-    freqs = positions.astype(jnp.float32)[..., None] * inv_freq  # [b, l, d/2]
+    if inv_freq is None:
+        inv_freq = 1.0 / (theta ** (jnp.arange(0, d, 2, dtype=jnp.float32) / d))
+    freqs = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq, jnp.float32)  # [b, l, d/2]
     emb = jnp.concatenate([freqs, freqs], axis=-1)[:, :, None, :]  # [b, l, 1, d]
     cos, sin = jnp.cos(emb).astype(x.dtype), jnp.sin(emb).astype(x.dtype)
     x1, x2 = jnp.split(x, 2, axis=-1)
@@ -72,11 +102,17 @@ class Attention(nn.Module):
         q = checkpoint_name(jnp.einsum("bld,dhk->blhk", x, wq.astype(dt)), "query_proj")
         k = checkpoint_name(jnp.einsum("bld,dhk->blhk", x, wk.astype(dt)), "key_proj")
         v = checkpoint_name(jnp.einsum("bld,dhk->blhk", x, wv.astype(dt)), "value_proj")
+        if cfg.qkv_bias:  # Qwen2: biases on q/k/v only
+            zeros = nn.initializers.zeros
+            q = q + _param(self, "q_bias", (h, hd), ("heads", "head_dim"), zeros).astype(dt)
+            k = k + _param(self, "k_bias", (kvh, hd), ("kv_heads", "head_dim"), zeros).astype(dt)
+            v = v + _param(self, "v_bias", (kvh, hd), ("kv_heads", "head_dim"), zeros).astype(dt)
         q = nn.with_logical_constraint(q, ("batch", "length", "act_heads", "head_dim"))
         k = nn.with_logical_constraint(k, ("batch", "length", "act_kv_heads", "head_dim"))
         v = nn.with_logical_constraint(v, ("batch", "length", "act_kv_heads", "head_dim"))
-        q = rotary_embedding(q, positions, cfg.rope_theta)
-        k = rotary_embedding(k, positions, cfg.rope_theta)
+        inv_freq = rope_inv_freq(cfg)
+        q = rotary_embedding(q, positions, cfg.rope_theta, inv_freq)
+        k = rotary_embedding(k, positions, cfg.rope_theta, inv_freq)
 
         if self.decode:
             k, v, kv_segment_ids, q_index, kv_index = self._update_cache(k, v, segment_ids)
@@ -85,7 +121,8 @@ class Attention(nn.Module):
             idx = jnp.broadcast_to(jnp.arange(x.shape[1], dtype=jnp.int32), segment_ids.shape)
             kv_segment_ids, q_index, kv_index, impl = segment_ids, idx, idx, cfg.attention_impl
         out = dot_product_attention(q, k, v, q_segment_ids=segment_ids, kv_segment_ids=kv_segment_ids,
-                                    q_index=q_index, kv_index=kv_index, impl=impl)
+                                    q_index=q_index, kv_index=kv_index, impl=impl,
+                                    sliding_window=cfg.sliding_window)
         out = nn.with_logical_constraint(out, ("batch", "length", "act_heads", "head_dim"))
         out = jnp.einsum("blhk,hkd->bld", out, wo.astype(dt))
         return checkpoint_name(out, "out_proj")
@@ -93,8 +130,10 @@ class Attention(nn.Module):
     def _update_cache(self, k: jax.Array, v: jax.Array, segment_ids: jax.Array):
         """Write this call's k/v at the cache index; return the whole cache for attention.
 
-        The cache is `[batch, max_len, kv_heads, head_dim]`; all rows share one write index
+        The cache is `[batch, cache_len, kv_heads, head_dim]`; all rows share one write index
         (prompts are left-padded with segment id 0, which real tokens never attend to).
+        `cache_len` is the length of the cache passed in (evaluation.decoding sizes it to the
+        request: prompt + new tokens, bucketed); a cache created here by `init` has `max_len` slots.
         """
         cfg = self.config
         b, l = segment_ids.shape
@@ -103,13 +142,14 @@ class Attention(nn.Module):
         cached_v = self.variable("cache", "cached_value", jnp.zeros, shape, v.dtype)
         cached_seg = self.variable("cache", "cached_segment_ids", jnp.zeros, (b, cfg.max_len), jnp.int32)
         index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+        cache_len = cached_k.value.shape[1]
         i = index.value
         cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, i, 0, 0))
         cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, i, 0, 0))
         cached_seg.value = jax.lax.dynamic_update_slice(cached_seg.value, segment_ids, (0, i))
         index.value = i + l
         q_index = jnp.broadcast_to(i + jnp.arange(l, dtype=jnp.int32), (b, l))
-        kv_index = jnp.broadcast_to(jnp.arange(cfg.max_len, dtype=jnp.int32), (b, cfg.max_len))
+        kv_index = jnp.broadcast_to(jnp.arange(cache_len, dtype=jnp.int32), (b, cache_len))
         return cached_k.value, cached_v.value, cached_seg.value, q_index, kv_index
 
 

@@ -1,4 +1,5 @@
-"""The LLaMA decoder: embedding, scanned (or unrolled) decoder blocks, final norm, untied head."""
+"""The LLaMA decoder: embedding, scanned (or unrolled) decoder blocks, final norm, output head
+(its own `lm_head/kernel`, or the embedding table transposed when `tie_word_embeddings`)."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ class Llama(nn.Module):
             block = _block_class(cfg)
             self.blocks = [block(cfg, self.decode, name=f"layers_{i}") for i in range(cfg.n_layers)]
         self.final_norm = RMSNorm(cfg, name="final_norm")
-        self.lm_head = _LMHead(cfg, name="lm_head")
+        if not cfg.tie_word_embeddings:
+            self.lm_head = _LMHead(cfg, name="lm_head")
 
     def __call__(self, tokens: jax.Array, positions: jax.Array | None = None,
                  segment_ids: jax.Array | None = None, return_hidden: bool = False) -> jax.Array:
@@ -85,11 +87,17 @@ class Llama(nn.Module):
         x = self.final_norm(x)
         if return_hidden:
             return x
-        return self.lm_head(x)
+        return self.logits_from_hidden(x)
 
     def logits_from_hidden(self, hidden: jax.Array) -> jax.Array:
         """Apply the output head to hidden states `[..., embed]` -> fp32 logits `[..., vocab]`."""
-        return self.lm_head(hidden)
+        cfg = self.config
+        if not cfg.tie_word_embeddings:
+            return self.lm_head(hidden)
+        # Tied: the head is the embedding table `[vocab, embed]` itself, contracted on embed.
+        logits = jnp.einsum("...d,vd->...v", hidden, self.embed_table.astype(cfg.compute_dtype),
+                            preferred_element_type=jnp.float32)
+        return nn.with_logical_constraint(logits, ("batch", "length", "act_vocab"))
 
 
 class _LMHead(nn.Module):

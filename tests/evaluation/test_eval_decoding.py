@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from orca_jax import partitioning
-from orca_jax.evaluation.decoding import Decoder, Sampling, left_pad, prompt_bucket
+from orca_jax.evaluation.decoding import Decoder, Sampling, _generate_cached, cache_length, left_pad, prompt_bucket
 from orca_jax.models import Llama, get_preset
 
 EOS, PAD = 2, 0
@@ -77,6 +77,9 @@ def test_kv_cache_with_scanned_layers():
     params, prompts = _init(cfg), _prompts(cfg, (4, 11, 7))
     cached = _decoder(cfg, params).generate(prompts, 8)
     assert cached.tokens == _decoder(cfg, params, use_cache=False).generate(prompts, 8).tokens
+    unrolled = _decoder(cfg, params, unroll_layers=True)
+    assert not unrolled.config.scan_layers and "layers_1" in unrolled.params
+    assert unrolled.generate(prompts, 8).tokens == cached.tokens
     assert _teacher_forced_argmax(cfg, params, prompts, cached.tokens) == cached.tokens
 
 
@@ -164,3 +167,58 @@ def test_a_splash_trained_model_decodes_and_scores_with_the_xla_kernel(model, gr
     assert dec.generate(prompts, NEW).tokens == greedy_b3.tokens
     ps, conts = [prompts[0], prompts[3]], [[5], [6, 7]]
     assert _decoder(splash, params).score(ps, conts) == _decoder(cfg, params).score(ps, conts)
+
+
+# ----------------------------------------------------------------------------- KV cache size
+
+
+def test_kv_cache_is_sized_to_the_request_not_the_model():
+    """A model with max_len 4096 decodes with a cache of prompt bucket + new tokens (rounded to 64)
+    slots, and gives the tokens of the same model with max_len 64."""
+    cfg = get_preset("tiny_gqa", max_len=4096, scan_layers=False, remat_policy="none")
+    params, prompts = _init(cfg), _prompts(cfg, (5, 17, 9))
+    assert [cache_length(p, n) for p, n in ((32, 12), (32, 32), (32, 33), (128, 128))] == [64, 64, 128, 256]
+    dec = _decoder(cfg, params)
+    out = dec.generate(prompts, NEW)
+    assert out.tokens == _decoder(cfg.replace(max_len=64), params).generate(prompts, NEW).tokens
+    tokens, positions, segments = left_pad(prompts, 32, PAD, 3)
+    args = (params, tokens, positions, segments, np.zeros((3, 2), np.uint32), np.ones(3, bool),
+            np.int32(EOS), np.int32(PAD), np.float32(1.0), np.float32(1.0))
+    hlo = dec._jit(_generate_cached, max_new_tokens=NEW, greedy=True).lower(*args).as_text()
+    kv = f"3x{cache_length(32, NEW)}x{cfg.num_kv_heads}x{cfg.dims_per_head}xf32"  # [batch, slots, kv, hd]
+    assert kv in hlo and "4096" not in hlo
+
+
+# ----------------------------------------------------------------------------- a real model
+
+
+SMOLLM2_PROMPTS = [
+    "The capital of France is",
+    "def fibonacci(n):\n",
+    "Question: If a train travels 60 miles in 1.5 hours, what is its average speed?\nAnswer:",
+    "<|im_start|>user\nWrite a haiku about the sea.<|im_end|>\n<|im_start|>assistant\n",
+]
+
+
+def test_smollm2_greedy_tokens_equal_transformers_generate(smollm2_hf_dir):
+    """SmolLM2-135M-Instruct, 4 prompts of different lengths, 64 new tokens each (EOS off on both
+    sides): the KV-cache decoder gives exactly transformers' greedy tokens."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from orca_jax.convert import import_hf
+
+    hf_dir, new = str(smollm2_hf_dir), 64
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    prompts = [tokenizer(t)["input_ids"] for t in SMOLLM2_PROMPTS]
+    params, cfg = import_hf(hf_dir, config_overrides={"dtype": "float32"})
+    ours = Decoder(cfg, params, batch_size=4, eos_id=-1, pad_id=tokenizer.pad_token_id).generate(prompts, new)
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+    model.generation_config.eos_token_id = None
+    tokenizer.padding_side = "left"
+    batch = tokenizer(SMOLLM2_PROMPTS, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model.generate(**batch, do_sample=False, max_new_tokens=new, min_new_tokens=new)
+    theirs = out[:, batch["input_ids"].shape[1]:].tolist()
+    assert [len(t) for t in ours.tokens] == [new] * 4
+    assert ours.tokens == theirs

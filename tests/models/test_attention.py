@@ -130,3 +130,23 @@ def test_splash_kernel_on_a_mesh_matches_reference_outputs_and_grads():
     np.testing.assert_allclose(out, ref_out, atol=2e-5)
     for a, r in zip(grads, ref_grads):
         np.testing.assert_allclose(a, r, atol=1e-4)
+
+
+def test_sliding_window_mask_keeps_the_last_window_slots():
+    seg = jnp.ones((1, 6), jnp.int32)
+    idx = jnp.arange(6)[None]
+    mask = np.asarray(attention.attention_mask(seg, seg, idx, idx, sliding_window=3))[0, 0]
+    # Query q sees keys q-2..q (transformers: kv_idx > q_idx - sliding_window).
+    want = np.array([[0 <= q - k < 3 for k in range(6)] for q in range(6)])
+    np.testing.assert_array_equal(mask, want)
+    full = np.asarray(attention.attention_mask(seg, seg, idx, idx))[0, 0]
+    np.testing.assert_array_equal(full, np.tril(np.ones((6, 6), bool)))
+
+
+def test_splash_refuses_a_sequence_longer_than_the_sliding_window():
+    q = jnp.zeros((1, 128, 2, 8))
+    seg = jnp.ones((1, 128), jnp.int32)
+    idx = jnp.arange(128)[None]
+    with pytest.raises(NotImplementedError, match="sliding_window=64"):
+        attention.dot_product_attention(q, q, q, q_segment_ids=seg, kv_segment_ids=seg, q_index=idx,
+                                        kv_index=idx, impl="splash", sliding_window=64)

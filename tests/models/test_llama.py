@@ -118,3 +118,51 @@ def test_13b_preset_matches_llama_13b():
         40, 5120, 40, 13824, 32001, 2048)
     # LLaMA-13B has 13.0B parameters with its 32000-row vocabulary.
     assert abs(cfg.replace(vocab_size=32000).num_params() - 13_015_864_320) < 1e6
+
+
+def test_tied_head_is_the_embedding_one_parameter():
+    cfg = get_preset("tiny", tie_word_embeddings=True)
+    params = _init(cfg)
+    assert "lm_head" not in params
+    assert sum(np.size(x) for x in jax.tree_util.tree_leaves(params)) == cfg.num_params()
+    tokens = jnp.arange(8)[None]
+    hidden = Llama(cfg).apply({"params": params}, tokens, return_hidden=True)
+    np.testing.assert_allclose(Llama(cfg).apply({"params": params}, tokens),
+                               np.einsum("bld,vd->blv", hidden, params["embed"]), rtol=1e-5, atol=1e-5)
+
+
+def test_qkv_bias_params_exist_and_change_the_output():
+    cfg = get_preset("tiny_gqa", qkv_bias=True, scan_layers=False)
+    params = _init(cfg)
+    attn = params["layers_0"]["attention"]
+    assert attn["q_bias"].shape == (4, 16) and attn["k_bias"].shape == attn["v_bias"].shape == (2, 16)
+    tokens = jnp.arange(8)[None]
+    base = Llama(cfg).apply({"params": params}, tokens)
+    params["layers_0"]["attention"]["k_bias"] = attn["k_bias"] + 1.0
+    assert np.abs(Llama(cfg).apply({"params": params}, tokens) - base).max() > 1e-3
+
+
+def test_sliding_window_kv_cache_matches_full_forward():
+    cfg = get_preset("tiny_gqa", max_len=32, sliding_window=4)
+    params = _init(cfg)
+    real = np.random.default_rng(2).integers(3, cfg.vocab_size, 12)[None]
+    full = Llama(cfg).apply({"params": params}, real)
+    assert np.abs(full - Llama(cfg.replace(sliding_window=None)).apply({"params": params}, real)).max() > 1e-3
+    model = Llama(cfg, decode=True)
+    cache = jax.tree_util.tree_map(jnp.zeros_like, nn.unbox(model.init(jax.random.PRNGKey(0), real[:, :1]))["cache"])
+    outs = []
+    for i in range(12):
+        logits, vars_ = model.apply({"params": params, "cache": cache}, real[:, i:i + 1], np.array([[i]]),
+                                    np.ones((1, 1), np.int32), mutable=["cache"])
+        cache = vars_["cache"]
+        outs.append(logits)
+    np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5)
+
+
+def test_config_rejects_bad_family_fields():
+    with pytest.raises(ValueError, match="rope_type"):
+        get_preset("tiny", rope_type="yarn")
+    with pytest.raises(ValueError, match="sliding_window"):
+        get_preset("tiny", sliding_window=0)
+    with pytest.raises(ValueError, match="family"):
+        get_preset("tiny", family="gemma")

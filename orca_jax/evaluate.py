@@ -21,7 +21,7 @@ no code::
 
     python -m orca_jax.convert import_hf --hf_dir=HF_DIR --out_dir=CONVERTED
     python -m orca_jax.evaluate --checkpoint=CONVERTED --output_dir=OUT --bbh_dir=BBH \
-        --tasks snarks navigate --max_examples_per_task=30 --metric=both [--kv_cache_length=1024]
+        --tasks snarks navigate --max_examples_per_task=30 --metric=both
 `--checkpoint=random` (or `random:SEED`) evaluates a randomly initialised model.
 """
 
@@ -40,7 +40,7 @@ _EVALUATE_FLAGS = {
     "tokenizer_path": str, "template": str, "system_message_id": int, "data_dir": str,
     "bbh_dir": str, "agieval_dir": str, "max_examples_per_task": int, "batch_size": int,
     "max_new_tokens": int, "metric": str, "temperature": float, "top_p": float, "seed": int,
-    "dtype": str, "choice_format": str, "kv_cache_length": int,
+    "dtype": str, "choice_format": str,
 }
 
 
@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     from orca_jax.evaluation import runner  # registers the gin configurables
+    gin.clear_config()  # a command line starts from no bindings (and unlocked), even when called twice in a process
     gin.parse_config_files_and_bindings(args.gin_file, bindings)
     kwargs = {name: getattr(args, name) for name in _EVALUATE_FLAGS if getattr(args, name) is not None}
     if args.tasks:

@@ -78,7 +78,21 @@ def _export(args) -> None:
     hf_llama.export_hf(params, config, args.out_dir, vocab_size=args.vocab_size, dtype=args.dtype,
                        max_shard_size=args.max_shard_size, base_hf_config=base)
     vocab = args.vocab_size or config.vocab_size
-    print(f"wrote {args.out_dir} (config.json + safetensors, {args.dtype}, vocab {vocab})")
+    tokenizer = _copy_card_tokenizer(args.checkpoint, args.out_dir)
+    print(f"wrote {args.out_dir} (config.json + safetensors, {args.dtype}, vocab {vocab}"
+          f"{', tokenizer from ' + tokenizer if tokenizer else ''})")
+
+
+def _copy_card_tokenizer(checkpoint: str, out_dir: str) -> str | None:
+    """Copy the tokenizer named by `checkpoint`'s model card into the exported directory, so that
+    transformers loads model and tokenizer from one place; returns its path, or None without one."""
+    from orca_jax.training import model_card
+
+    card = model_card.load_card(checkpoint)
+    path = model_card.card_tokenizer_path(card) if card else None
+    if path is None or model_card.copy_tokenizer(path, out_dir) is None:
+        return None
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

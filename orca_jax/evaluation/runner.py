@@ -292,7 +292,6 @@ def resolve_chat_template(template: str | None, card: Mapping[str, Any] | None) 
 def evaluate(checkpoint: str, output_dir: str, *,
              model_config: LlamaConfig | None = None,
              dtype: str | None = None,
-             kv_cache_length: int | None = None,
              tokenizer_path: str | None = None,
              template: str | None = None,
              system_message_id: int = 1,
@@ -322,8 +321,6 @@ def evaluate(checkpoint: str, output_dir: str, *,
       output_dir: where results.json, predictions.jsonl and results.md are written.
       model_config: the model; default: recorded with the checkpoint, else gin's model_config().
       dtype: activation dtype override ("float32" for parity checks against a reference); None keeps the config's.
-      kv_cache_length: decode with a KV cache of this many slots instead of the model's max_len (e.g.
-        1024 for a model with max_len 8192 on CPU: the cache is read at every step); at most max_len.
       tokenizer_path: a SentencePiece model, a tokenizer.json or a Hugging Face model directory
         (orca_jax.data.tokenizer.load_tokenizer); default: the one in the checkpoint's model card.
         Paths may use `~` and `{demo_data_dir}` (the bundled demo data directory).
@@ -354,8 +351,6 @@ def evaluate(checkpoint: str, output_dir: str, *,
     config = resolve_model_config(checkpoint, model_config)
     if dtype is not None:
         config = config.replace(dtype=dtype)
-    if kv_cache_length is not None:
-        config = config.replace(max_len=min(kv_cache_length, config.max_len))
     rules = partitioning.logical_axis_rules()
     if mesh is None and mesh_shape is not None:
         mesh = partitioning.make_mesh() if mesh_shape == "training" else partitioning.make_mesh(mesh_shape)
@@ -388,7 +383,7 @@ def evaluate(checkpoint: str, output_dir: str, *,
                      f"sampling(temperature={temperature}, top_p={top_p}, seed={seed})",
                      "max_new_tokens": max_new_tokens, "max_new_tokens_per_task": dict(max_new_tokens_per_task or {}),
                      "max_examples_per_task": max_examples_per_task, "batch_size": batch_size,
-                     "kv_cache_length": config.max_len, "model": {"vocab_size": config.vocab_size,
+                     "kv_cache": "sized to each batch's prompt + new tokens", "model": {"vocab_size": config.vocab_size,
                      "d_model": config.d_model, "n_layers": config.n_layers, "dtype": config.dtype},
                      "mesh": dict(mesh.shape) if mesh is not None else None},
         "benchmarks": {},

@@ -67,7 +67,7 @@ def test_finetune_smollm2_then_export(smollm2_converted_dir, smollm2_hf_dir, tmp
     hf_out = tmp_path / "hf"
     assert convert_main(["export_hf", f"--checkpoint={stage / 'checkpoints' / str(STEPS)}", f"--out_dir={hf_out}",
                          f"--hf_config={smollm2_converted_dir / 'hf_config.json'}"]) == 0
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(smollm2_converted_dir))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(hf_out))  # export copies the card's tokenizer
     base_loss, _ = _response_loss(str(smollm2_hf_dir), tokenizer)
     tuned_loss, text = _response_loss(str(hf_out), tokenizer)
     assert tuned_loss < base_loss, (tuned_loss, base_loss)

@@ -101,7 +101,7 @@ def packed_batches(length: int, batch: int, num_batches: int, vocab_size: int, s
         p, r = max(1, round(p * scale)), max(1, round(r * scale))
         ex = build_example(rng.integers(3, vocab_size, p, dtype=np.int32), rng.integers(3, vocab_size, r, dtype=np.int32),
                            bos_id=1, eos_id=2, sequence_length=length,
-                           min_response_tokens=min(16, length // 4), min_prompt_tokens=min(16, length // 4))
+                           min_prompt_tokens=min(16, length // 4))
         if ex is not None:
             examples.append(ex)
     stream = PackedStream(_ListSource(examples), length, window_size=len(examples), seed=seed)

@@ -114,7 +114,10 @@ def test_chunked_loss_equals_full_loss(initial):
     full, full_grads = value_and_grad(LossConfig(z_loss=1e-4))
     chunked, chunked_grads = value_and_grad(LossConfig(z_loss=1e-4, chunk_size=16))
     np.testing.assert_allclose(chunked, full, rtol=1e-6)
-    assert_trees_close(chunked_grads, full_grads, atol=1e-6, rtol=1e-5)
+    # fp32 sums over the batch's tokens in another order: the worst of 65,536 embedding-gradient
+    # entries differs by 1.7e-5 relative (RoPE frequencies now come from numpy); a chunking
+    # mistake (a lost chunk or a shifted mask) shows as 1e-2 or more.
+    assert_trees_close(chunked_grads, full_grads, atol=1e-6, rtol=3e-5)
 
 
 def test_a_splash_model_state_builds_and_initialises_anywhere(initial):

@@ -63,17 +63,17 @@ def demo_tasks():
 
 def test_demo_tasks_produce_contract_batches(demo_tasks):
     for name in (
-        "orca_demo_stage1_terse",
-        "orca_demo_stage2_explained",
+        "orca_demo_stage1_assistant",
+        "orca_demo_stage2_expert",
         "orca_demo_answer_only",
         "orca_demo_stage2_mixture",
     ):
         it = _host(name, 256, 8, shuffle_window=500)
         for _ in range(3):
             _check_contract(next(it), 8, 256)
-    it = _host("orca_demo_stage2_explained", 256, 8, split="validation", num_epochs=1)
+    it = _host("orca_demo_stage2_expert", 256, 8, split="validation", num_epochs=1)
     batches = list(it)
-    assert it.stats()["examples_packed"] == 280 == it.stats()["examples/orca_demo_stage2_explained"]
+    assert it.stats()["examples_packed"] == 120 == it.stats()["examples/orca_demo_stage2_expert"]
     assert sum(int((b["decoder_segment_ids"] > 0).sum()) for b in batches) == it.stats()["real_tokens"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from orca_jax.data import demo_files
+from orca_jax.demo import files as demo_files
 from orca_jax.data.tokenizer import Tokenizer, train_tokenizer
 
 

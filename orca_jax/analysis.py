@@ -71,9 +71,14 @@ def load_run(directory: str, name: str | None = None) -> Run:
     return Run(name, directory, stages)
 
 
+def _is_stage_dir(directory: str) -> bool:
+    return gcs.exists(gcs.join(directory, "metrics.jsonl")) or gcs.exists(gcs.join(directory, "eval", "results.json"))
+
+
 def _is_run_dir(directory: str) -> bool:
-    return gcs.exists(gcs.join(directory, "metrics.jsonl")) or any(
-        gcs.exists(gcs.join(directory, c.rstrip("/"), "metrics.jsonl")) for c in gcs.listdir(directory))
+    """A stage directory, or a directory with stage directories in it (what load_run reads)."""
+    return _is_stage_dir(directory) or any(_is_stage_dir(gcs.join(directory, c.rstrip("/")))
+                                           for c in gcs.listdir(directory))
 
 
 def discover_runs(directory: str) -> list[tuple[str, str]]:

@@ -125,6 +125,7 @@ def test_notebook_executes_on_demo_run(demo_dir, tmp_path, monkeypatch):
 
     figures = tmp_path / "figures"
     monkeypatch.setenv("ORCA_RUN_DIRS", str(demo_dir))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout's orca_jax
     monkeypatch.setenv("ORCA_ANALYSIS_OUT", str(figures))
     nb = nbformat.read(REPO / "notebooks" / "orca_analysis.ipynb", as_version=4)
     ExecutePreprocessor(timeout=300, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(tmp_path)}})

@@ -3,7 +3,9 @@
 Used by the demo's report.md and by notebooks/orca_analysis.ipynb. A run directory holds
 one directory per stage (`stage1/`, `stage2/`, ...), each with the trainer's
 `metrics.jsonl` and, when the stage was evaluated, `eval/results.json` and
-`eval/predictions.jsonl`. Paths may be local or gs:// (through orca_jax.tools.gcs).
+`eval/predictions.jsonl`. The demo's output directory holds one run per condition and
+seed, `<condition>/seed<k>/` (`discover_runs` finds them; `seed_stats` averages a
+condition's runs over seeds). Paths may be local or gs:// (through orca_jax.tools.gcs).
 """
 
 from __future__ import annotations
@@ -67,6 +69,114 @@ def load_run(directory: str, name: str | None = None) -> Run:
     if not stages:
         raise FileNotFoundError(f"{directory}: no stage directories with metrics.jsonl or eval/results.json")
     return Run(name, directory, stages)
+
+
+def _is_stage_dir(directory: str) -> bool:
+    return gcs.exists(gcs.join(directory, "metrics.jsonl")) or gcs.exists(gcs.join(directory, "eval", "results.json"))
+
+
+def _is_run_dir(directory: str) -> bool:
+    """A stage directory, or a directory with stage directories in it (what load_run reads)."""
+    return _is_stage_dir(directory) or any(_is_stage_dir(gcs.join(directory, c.rstrip("/")))
+                                           for c in gcs.listdir(directory))
+
+
+def discover_runs(directory: str) -> list[tuple[str, str]]:
+    """(name, path) of the runs under `directory`: itself if it is a run, else `<a>/<b>/` runs
+    two levels down (the demo's `<condition>/seed<k>`) or one level down, sorted by name."""
+    directory = directory.rstrip("/")
+    if _is_run_dir(directory):
+        return [(os.path.basename(directory), directory)]
+    found = []
+    for a in sorted(c.rstrip("/") for c in gcs.listdir(directory)):
+        path = gcs.join(directory, a)
+        if not gcs.isdir(path):
+            continue
+        if _is_run_dir(path):
+            found.append((a, path))
+            continue
+        for b in sorted(c.rstrip("/") for c in gcs.listdir(path)):
+            sub = gcs.join(path, b)
+            if gcs.isdir(sub) and _is_run_dir(sub):
+                found.append((f"{a}/{b}", sub))
+    return found
+
+
+def load_runs(directories: Iterable[str]) -> list[Run]:
+    """Every run in or under `directories` (see discover_runs), named e.g. 'progressive/seed0'."""
+    return [load_run(path, name) for d in directories for name, path in discover_runs(d)]
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedStat:
+    """One score over seeds: mean and sample standard deviation (0 for one seed), in %."""
+
+    mean: float
+    sd: float
+    values: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return f"{self.mean:.1f} ± {self.sd:.1f}"
+
+
+def seed_stats(runs: Sequence[Run], benchmark: str, stage: str | None = None) -> dict[str, dict[str, SeedStat]]:
+    """{condition: {task or 'avg:all': SeedStat}} over the seeds of each condition.
+
+    A run named '<condition>/seed<k>' belongs to <condition> (else its whole name is the
+    condition); its score is that of `stage` (default: its last evaluated stage).
+    """
+    import statistics
+
+    values: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        evaluated = [s for s in run.stages if s.results and (stage is None or s.name == stage)]
+        if not evaluated:
+            continue
+        condition = run.name.split("/")[0]
+        for task, score in stage_scores(evaluated[-1]).get(benchmark, {}).items():
+            if score is not None:
+                values.setdefault(condition, {}).setdefault(task, []).append(score)
+    return {c: {t: SeedStat(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, tuple(v))
+                for t, v in tasks.items()} for c, tasks in values.items()}
+
+
+def seed_table(stats: dict[str, dict[str, SeedStat]]) -> str:
+    """Markdown: one row per condition, one column per task and average: 'mean ± sd' (%)."""
+    if not stats:
+        return "_no evaluated runs_\n"
+    columns = sorted({t for row in stats.values() for t in row}, key=lambda c: (not c.startswith("avg:"), c))
+    n = {c: max(len(s.values) for s in row.values()) for c, row in stats.items()}
+    lines = ["| condition (seeds) | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for condition, row in stats.items():
+        lines.append(f"| {condition} ({n[condition]}) | " + " | ".join(str(row[c]) if c in row else "—"
+                                                                       for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_seed_bars(stats: dict[str, dict[str, SeedStat]], title: str, path: str | None = None):
+    """Per-task mean accuracy over seeds, one bar per condition, error bars of one sd."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({t for row in stats.values() for t in row}, key=lambda c: (not c.startswith("avg:"), c))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(tasks) + 2), 3.8))
+    width = 0.8 / max(1, len(stats))
+    for i, (condition, row) in enumerate(stats.items()):
+        xs = [t + i * width for t in range(len(tasks))]
+        ax.bar(xs, [row[t].mean if t in row else 0.0 for t in tasks], width,
+               yerr=[row[t].sd if t in row else 0.0 for t in tasks], capsize=2, label=condition)
+    ax.set_xticks([t + 0.4 - width / 2 for t in range(len(tasks))], tasks, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy (%), mean ± sd over seeds")
+    ax.set_ylim(0, 105)
+    ax.set_title(title)
+    if stats:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=110)
+    return fig
 
 
 def stage_scores(stage: Stage) -> dict[str, dict[str, float | None]]:

@@ -6,7 +6,7 @@ Real data (OpenOrca schema, location from ORCA_DATA_DIR, see orca_jax.data.regis
   orca_stage1_flan5m_chatgpt            mixture of the ChatGPT tasks (stage one)
   orca_stage2_flan1m_gpt4               mixture of the GPT-4 tasks (stage two)
 Bundled demo data (orca_jax/demo_data, see tasks.demo):
-  orca_demo_stage1_terse, orca_demo_stage2_explained, orca_demo_answer_only, ...
+  orca_demo_stage1_assistant, orca_demo_stage2_expert, orca_demo_answer_only, ...
 
 Every name goes into orca_jax.data.registry (what the TF-free pipeline reads) and,
 when SeqIO is installed, into SeqIO's registries.

@@ -11,5 +11,5 @@ Modules, in the order an example flows through them:
   packing          best-fit-decreasing packing and the batch-contract layout
   pipeline         make_batch_iterator: the trainer's entry point
   registry         task and mixture specs (filled by `import tasks`), data location
-  demo_*           the bundled demo dataset, its generator and BBH-format eval set
+(The bundled demo dataset, its generator and held-out sets live in orca_jax.demo.)
 """

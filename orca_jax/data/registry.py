@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 import gin
 
 from orca_jax.data import fileio, sources
-from orca_jax.data.demo_files import DEMO_DATA_DIR
+from orca_jax.demo.files import DEMO_DATA_DIR
 from orca_jax.data.rows import collection_of_id
 from orca_jax.data.system_messages import COLLECTIONS, ID_PREFIX_TO_COLLECTION
 

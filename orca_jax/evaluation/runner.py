@@ -53,7 +53,7 @@ def expand_path(path: str | None) -> str | None:
     if path is None:
         return None
     if "{demo_data_dir}" in path:
-        from orca_jax.data.demo_files import DEMO_DATA_DIR
+        from orca_jax.demo.files import DEMO_DATA_DIR
         path = path.replace("{demo_data_dir}", DEMO_DATA_DIR)
     return os.path.expanduser(path)
 

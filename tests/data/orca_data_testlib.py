@@ -10,7 +10,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:  # Run from anywhere without an installed package.
     sys.path.insert(0, ROOT)
 
-from orca_jax.data import demo_files, registry, sources  # noqa: E402
+from orca_jax.data import registry, sources  # noqa: E402
+from orca_jax.demo import files as demo_files  # noqa: E402
 
 PREFIXES = ("cot", "niv", "t0", "flan")
 _counter = itertools.count()

@@ -64,7 +64,8 @@ def test_data_modules_do_not_import_tensorflow(tmp_path):
         f"""
         import sys
         sys.path[:0] = [{ROOT!r}, {ROOT + "/tests/data"!r}]
-        from orca_jax.data import prompts, tokenizer, pipeline, packing, registry, demo_files
+        from orca_jax.data import prompts, tokenizer, pipeline, packing, registry
+        from orca_jax.demo import files as demo_files
         from orca_data_testlib import make_rows, register_rows_task
         name = register_rows_task({str(tmp_path)!r}, {{"a.parquet": make_rows(40)}})
         it = pipeline.make_batch_iterator(name, 128, 2, process_index=0, process_count=1)
@@ -94,7 +95,7 @@ def test_tasks_register_without_seqio():
         import tasks
         assert not tasks.SEQIO_AVAILABLE
         assert "orca_stage2_flan1m_gpt4" in registry.mixture_names()
-        assert "orca_demo_stage2_explained" in registry.task_names()
+        assert "orca_demo_stage2_expert" in registry.task_names()
         assert "tensorflow" not in sys.modules
         print("ok")
         """

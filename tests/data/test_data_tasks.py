@@ -13,7 +13,8 @@ import tensorflow as tf  # noqa: E402
 from orca_data_testlib import make_rows  # noqa: E402
 
 import tasks  # noqa: E402
-from orca_jax.data import demo_files, prompts, registry, sources  # noqa: E402
+from orca_jax.data import prompts, registry, sources  # noqa: E402
+from orca_jax.demo import files as demo_files  # noqa: E402
 from orca_jax.data.pipeline import make_batch_iterator  # noqa: E402
 from orca_jax.data.preprocessors import ExamplePreprocessor  # noqa: E402
 from orca_jax.data.rows import validate_row  # noqa: E402
@@ -21,7 +22,7 @@ from tasks import seqio_glue  # noqa: E402
 
 REAL_TASKS = [f"orca_{t}_{c}" for t in ("chatgpt", "gpt4") for c in ("cot", "niv2", "t0", "flan2021")]
 REAL_MIXTURES = ["orca_stage1_flan5m_chatgpt", "orca_stage2_flan1m_gpt4"]
-DEMO = ["orca_demo_stage1_terse", "orca_demo_stage2_explained", "orca_demo_answer_only"]
+DEMO = ["orca_demo_stage1_assistant", "orca_demo_stage2_expert", "orca_demo_answer_only"]
 
 
 def test_import_tasks_registers_everything():
@@ -38,9 +39,9 @@ def test_import_tasks_registers_everything():
 
 
 def test_seqio_task_matches_the_python_pipeline(demo_tokenizer):
-    task = seqio.get_mixture_or_task("orca_demo_stage2_explained")
+    task = seqio.get_mixture_or_task("orca_demo_stage2_expert")
     ds = task.get_dataset(sequence_length=None, split="validation", shuffle=False)
-    spec = registry.get_task("orca_demo_stage2_explained")
+    spec = registry.get_task("orca_demo_stage2_expert")
     rows = [
         validate_row(r, teacher=spec.teacher)
         for u in sources.list_units(spec.files("validation"))
@@ -48,7 +49,7 @@ def test_seqio_task_matches_the_python_pipeline(demo_tokenizer):
     ]
     pre = ExamplePreprocessor(demo_tokenizer, sequence_length=4096)
     got = list(ds.as_numpy_iterator())
-    assert len(got) == len(rows) == 280
+    assert len(got) == len(rows) == 120
     for ex, row in zip(got, rows):
         assert ex["id"].decode() == row.id
         assert ex["inputs"][0] == demo_tokenizer.bos_id and ex["targets"][-1] == demo_tokenizer.eos_id
@@ -87,26 +88,26 @@ def test_mixing_rates_paper_or_num_examples():
     mixture = registry.get_mixture_or_task("orca_demo_stage1_mixture")
     paper = mixture.rates()
     assert paper == {
-        "orca_demo_terse_cot": 150_000.0,
-        "orca_demo_terse_niv2": 440_000.0,
-        "orca_demo_terse_t0": 2_000_000.0,
-        "orca_demo_terse_flan2021": 2_500_000.0,
+        "orca_demo_assistant_cot": 150_000.0,
+        "orca_demo_assistant_niv2": 440_000.0,
+        "orca_demo_assistant_t0": 2_000_000.0,
+        "orca_demo_assistant_flan2021": 2_500_000.0,
     }
     counts = mixture.rates(mode="num_examples")
-    assert sum(counts.values()) == 6020
-    assert counts["orca_demo_terse_niv2"] == 860  # One generator kind plays NIV2.
+    assert sum(counts.values()) == 6000
+    assert counts["orca_demo_assistant_niv2"] == 1000  # One family plays NIV2.
     try:
         gin.parse_config("mixing_rate_mode.mode = 'num_examples'")
         assert (
             seqio.get_mixture_or_task("orca_demo_stage1_mixture").get_rate(
-                seqio.get_mixture_or_task("orca_demo_terse_cot")
+                seqio.get_mixture_or_task("orca_demo_assistant_cot")
             )
-            == counts["orca_demo_terse_cot"]
+            == counts["orca_demo_assistant_cot"]
         )
     finally:
         gin.clear_config()
     assert (
-        seqio.get_mixture_or_task("orca_demo_stage1_mixture").get_rate(seqio.get_mixture_or_task("orca_demo_terse_cot"))
+        seqio.get_mixture_or_task("orca_demo_stage1_mixture").get_rate(seqio.get_mixture_or_task("orca_demo_assistant_cot"))
         == 150_000.0
     )
 

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from orca_jax.data import demo_files
+from orca_jax.demo import files as demo_files
 from orca_jax.data.tokenizer import HFTokenizer, Tokenizer, load_tokenizer, prefix_ids, train_tokenizer
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import pytest
 from tensorboardX.proto import event_pb2
 
-from orca_jax.data.demo_files import DEMO_TOKENIZER_PATH
+from orca_jax.demo.files import DEMO_TOKENIZER_PATH
 from orca_jax.data.tokenizer import Tokenizer
 from orca_jax.evaluation import report, runner
 from orca_jax.models import Llama, get_preset

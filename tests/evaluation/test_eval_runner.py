@@ -6,7 +6,7 @@ import os
 import pytest
 
 from orca_jax import evaluate as cli
-from orca_jax.data.demo_files import DEMO_TOKENIZER_PATH
+from orca_jax.demo.files import DEMO_TOKENIZER_PATH
 from orca_jax.data.tokenizer import Tokenizer, prefix_ids
 from orca_jax.evaluation import runner
 from orca_jax.models import get_preset

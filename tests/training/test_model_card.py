@@ -8,7 +8,7 @@ import pytest
 
 from orca_jax import evaluate as cli
 from orca_jax import train
-from orca_jax.data import demo_files
+from orca_jax.demo import files as demo_files
 from orca_jax.data.tokenizer import load_tokenizer
 from orca_jax.models import get_preset
 from orca_jax.training import model_card, trainer
@@ -41,7 +41,7 @@ def test_bad_card_is_a_clear_error(tmp_path):
 
 def test_instruct_checkpoint_is_evaluated_with_instruct(tmp_path, clean_gin, caplog):
     """Train two steps with the non-default template; evaluate with no template or tokenizer flag."""
-    bindings = [f"MODEL_DIR = '{tmp_path}'", *TINY_BINDINGS, "STAGE1_MIXTURE_OR_TASK_NAME = 'orca_demo_stage1_terse'",
+    bindings = [f"MODEL_DIR = '{tmp_path}'", *TINY_BINDINGS, "STAGE1_MIXTURE_OR_TASK_NAME = 'orca_demo_stage1_assistant'",
                 "STAGE1_TRAIN_STEPS = 2", "run_stages.stages = ('stage1',)", "render_prompt.template = 'instruct'"]
     train.parse_gin(["runs/tiny_cpu.gin"], bindings, train.DEFAULT_SEARCH_PATHS)
     trainer.run_stages()

@@ -156,14 +156,14 @@ def test_host_shards_are_disjoint_and_cover_everything(tmp_path, demo_tokenizer,
 
 def test_one_epoch_sees_every_example_exactly_once_then_stops(tmp_path, demo_tokenizer):
     name = register_rows_task(str(tmp_path), {"a.parquet": make_rows(123)})
-    it = _host(name, 128, 4, num_epochs=1)
+    it = _host(name, 256, 4, num_epochs=1)
     batches = list(it)
     assert sorted(_markers(batches, demo_tokenizer)) == list(range(123))
     last = batches[-1]
     assert last["decoder_loss_weights"].sum() > 0  # A partial last batch is filled, not empty.
     with pytest.raises(StopIteration):
         next(it)
-    two = list(_host(name, 128, 4, num_epochs=2))
+    two = list(_host(name, 256, 4, num_epochs=2))
     assert sorted(_markers(two, demo_tokenizer)) == sorted(list(range(123)) * 2)
 
 
@@ -209,7 +209,7 @@ def _write_bad_jsonl(path, good):
 def test_bad_rows_are_dropped_and_counted_by_reason(tmp_path, demo_tokenizer):
     _write_bad_jsonl(tmp_path / "a.jsonl", make_rows(20))
     name = register_rows_task(str(tmp_path), {})
-    it = _host(name, 128, 4, num_epochs=1)
+    it = _host(name, 256, 4, num_epochs=1)
     batches = list(it)
     assert sorted(_markers(batches, demo_tokenizer)) == list(range(20))
     stats = it.stats()
@@ -302,7 +302,7 @@ def test_data_quality_counted_once_per_row_and_file(tmp_path, demo_tokenizer):
     ]
     (directory / "c.parquet").write_bytes(b"")  # an empty shard: skipped and reported
     registry.register_mixture(registry.MixtureSpec("test_quality_mixture", tuple(names), {n: 1.0 for n in names}))
-    it = _host("test_quality_mixture", 128, 4, num_epochs=4, pack=False)
+    it = _host("test_quality_mixture", 256, 4, num_epochs=4, pack=False)
     batches = list(it)
     stats = it.stats()
     assert stats["bad_rows/missing_field"] == 10 and stats["duplicate_ids"] == 3 and stats["files_without_rows"] == 1
@@ -363,7 +363,7 @@ def test_duplicate_ids_are_dropped_across_hosts(tmp_path, demo_tokenizer):
     name = register_rows_task(str(tmp_path), files)
     markers, duplicates = [], 0
     for index in range(2):
-        it = _host(name, 128, 4, index=index, count=2, num_epochs=1, pack=False, jsonl_block_bytes=512)
+        it = _host(name, 256, 4, index=index, count=2, num_epochs=1, pack=False, jsonl_block_bytes=512)
         batches = list(it)
         markers += _markers(batches, demo_tokenizer)
         duplicates += it.stats()["duplicate_ids"]

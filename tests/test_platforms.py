@@ -1,6 +1,5 @@
 """A CPU host with libtpu installed starts jax on the CPU without libtpu's failure-looking log."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -26,7 +25,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
                           timeout=120, cwd=REPO)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("libtpu") is None, reason="libtpu is not installed: nothing probes")
+@pytest.mark.tpu
 @pytest.mark.skipif(_platforms.tpu_chips_on_pci() > 0, reason="a TPU host: jax must use its TPU")
 def test_import_on_a_cpu_host_with_libtpu_logs_no_failure():
     control = _run("import jax; print(jax.default_backend())")  # jax alone probes libtpu
@@ -48,7 +47,7 @@ def _pci(root, *devices):
     return str(root)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("libtpu") is None, reason="the rule only applies with libtpu")
+@pytest.mark.tpu
 def test_cpu_default_only_without_tpu_chips_or_user_settings(tmp_path, monkeypatch):
     monkeypatch.setattr(_platforms, "_NVIDIA_DEVICES", ())
     no_tpu = _pci(tmp_path / "cpu_host", ("0x8086", "0x1237"), ("0x1ae0", "0x0001"))  # a Google NIC, no TPU

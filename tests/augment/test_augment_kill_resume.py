@@ -9,12 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from orca_jax.augment.fake_teacher import FaultConfig, expected_digest
 from orca_jax.augment.jsonl_store import iter_rows
 from orca_jax.augment.layout import OutputLayout
 from orca_jax.augment.manifest import iter_entries
 from orca_jax.augment.sampling import SamplingSpec, sample_manifest
 from orca_jax.augment.synthetic_flan import write_synthetic_flan
+
+pytestmark = pytest.mark.multiprocess
 
 REPO = Path(__file__).resolve().parents[2]
 

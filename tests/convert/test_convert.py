@@ -31,6 +31,8 @@ from orca_jax.convert.__main__ import main  # noqa: E402
 from orca_jax.convert.parity import hf_logits, hf_parity, orca_logits, random_hf_llama  # noqa: E402
 from orca_jax.convert.safetensors_io import INDEX_FILE, HFCheckpointReader  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 TOL = 1e-4
 MHA = dict(vocab_size=97, hidden_size=32, intermediate_size=72, num_hidden_layers=2, num_attention_heads=4,
            max_position_embeddings=64, rope_theta=500.0, rms_norm_eps=1e-6)

@@ -16,6 +16,8 @@ from orca_jax.convert import UnsupportedConfigError, export_hf, import_hf, llama
 from orca_jax.convert.parity import hf_parity, random_hf_llama  # noqa: E402
 from orca_jax.convert.safetensors_io import HFCheckpointReader  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 TOL = 1e-4
 BASE = dict(vocab_size=97, hidden_size=32, intermediate_size=72, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=256)

@@ -17,6 +17,8 @@ from orca_jax.convert import export_hf, import_hf  # noqa: E402
 from orca_jax.convert.parity import hf_logits, orca_logits  # noqa: E402
 from orca_jax.convert.safetensors_io import HFCheckpointReader  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 TEXTS = [
     "The capital of France is",
     'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',

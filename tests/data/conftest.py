@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from orca_data_testlib import ROOT  # noqa: F401  (puts the repository on sys.path)
 
 from orca_jax.demo import files as demo_files
 from orca_jax.data.tokenizer import Tokenizer

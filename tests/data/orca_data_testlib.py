@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
+
+from orca_jax.data import registry, sources
+from orca_jax.demo import files as demo_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:  # Run from anywhere without an installed package.
-    sys.path.insert(0, ROOT)
-
-from orca_jax.data import registry, sources  # noqa: E402
-from orca_jax.demo import files as demo_files  # noqa: E402
 
 PREFIXES = ("cot", "niv", "t0", "flan")
 _counter = itertools.count()

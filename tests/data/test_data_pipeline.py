@@ -61,6 +61,7 @@ def demo_tasks():
     return tasks
 
 
+@pytest.mark.seqio
 def test_demo_tasks_produce_contract_batches(demo_tasks):
     for name in (
         "orca_demo_stage1_assistant",

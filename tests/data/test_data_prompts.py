@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,12 @@ import pytest
 from orca_data_testlib import ROOT
 
 from orca_jax.data import prompts
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter that imports the repository and the data test helpers."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests", "data")])}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_chatml_layout():
@@ -63,7 +70,6 @@ def test_data_modules_do_not_import_tensorflow(tmp_path):
     code = textwrap.dedent(
         f"""
         import sys
-        sys.path[:0] = [{ROOT!r}, {ROOT + "/tests/data"!r}]
         from orca_jax.data import prompts, tokenizer, pipeline, packing, registry
         from orca_jax.demo import files as demo_files
         from orca_data_testlib import make_rows, register_rows_task
@@ -76,7 +82,7 @@ def test_data_modules_do_not_import_tensorflow(tmp_path):
         print("ok")
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = _run_python(code)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ok" in result.stdout
 
@@ -86,7 +92,6 @@ def test_tasks_register_without_seqio():
     code = textwrap.dedent(
         f"""
         import sys
-        sys.path.insert(0, {ROOT!r})
         sys.modules["seqio"] = None  # Importing seqio now fails, as where it is not installed.
         from orca_jax.data import pipeline, registry
         # An unregistered name makes the pipeline import `tasks` itself.
@@ -100,5 +105,5 @@ def test_tasks_register_without_seqio():
         print("ok")
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = _run_python(code)
     assert result.returncode == 0, result.stderr[-3000:]

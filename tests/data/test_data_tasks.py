@@ -20,6 +20,8 @@ from orca_jax.data.preprocessors import ExamplePreprocessor  # noqa: E402
 from orca_jax.data.rows import validate_row  # noqa: E402
 from tasks import seqio_glue  # noqa: E402
 
+pytestmark = pytest.mark.seqio
+
 REAL_TASKS = [f"orca_{t}_{c}" for t in ("chatgpt", "gpt4") for c in ("cot", "niv2", "t0", "flan2021")]
 REAL_MIXTURES = ["orca_stage1_flan5m_chatgpt", "orca_stage2_flan1m_gpt4"]
 DEMO = ["orca_demo_stage1_assistant", "orca_demo_stage2_expert", "orca_demo_answer_only"]

@@ -16,6 +16,8 @@ from orca_jax.data.rows import validate_row  # noqa: E402
 from orca_jax.data.tokenizer import load_tokenizer  # noqa: E402
 from tasks import seqio_glue  # noqa: E402
 
+pytestmark = pytest.mark.seqio
+
 
 def _tokenizer_dir(path, *, bos: bool):
     """A small byte-level BPE tokenizer.json with ChatML specials; a BOS post-processor if `bos`."""

@@ -176,6 +176,7 @@ CHAT_ROWS = [
 ]
 
 
+@pytest.mark.torch
 def test_smollm2_examples_match_apply_chat_template(smollm2_hf_dir):
     """Training example = apply_chat_template(system?, user, assistant) without the final newline;
     prompt = apply_chat_template(system?, user, add_generation_prompt=True); no BOS in front."""

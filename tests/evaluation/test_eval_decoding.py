@@ -200,6 +200,7 @@ SMOLLM2_PROMPTS = [
 ]
 
 
+@pytest.mark.torch
 def test_smollm2_greedy_tokens_equal_transformers_generate(smollm2_hf_dir):
     """SmolLM2-135M-Instruct, 4 prompts of different lengths, 64 new tokens each (EOS off on both
     sides): the KV-cache decoder gives exactly transformers' greedy tokens."""

@@ -4,11 +4,14 @@ log-likelihoods checked against transformers (fp32)."""
 
 import json
 
+import pytest
 
 from orca_jax import evaluate as cli
 from orca_jax.data.tokenizer import load_tokenizer
 from orca_jax.evaluation import loaders
 from orca_jax.testing import hf_reference
+
+pytestmark = pytest.mark.torch
 
 # Both fp32; observed max |diff| ~3e-5 over 30 option scores of the real BBH.
 ATOL = 1e-3

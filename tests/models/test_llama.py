@@ -1,5 +1,7 @@
 """Model behaviour: packing isolation, rotary restarts, KV cache, remat/scan equivalence."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -12,6 +14,12 @@ from orca_jax.models import Llama, get_preset
 def _init(cfg, length=16, seed=0):
     tokens = jnp.zeros((1, length), jnp.int32)
     return nn.unbox(Llama(cfg).init(jax.random.PRNGKey(seed), tokens))["params"]
+
+
+def _jit_decode_step(model):
+    """model.apply(variables, tokens, positions, segments) -> (logits, {"cache": ...}), compiled
+    once for all the equal-shaped steps (an eager call of the scanned model recompiles each time)."""
+    return jax.jit(functools.partial(model.apply, mutable=["cache"]))
 
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny_gqa"])
@@ -46,24 +54,32 @@ def test_segments_isolate_even_with_same_positions():
     assert np.abs(out1[0, :6] - out2[0, :6]).max() > 1e-3
 
 
-@pytest.mark.parametrize("remat_policy", ["none", "full", "save_dots", "save_qkv_out"])
-def test_scan_remat_variants_agree(remat_policy):
+def _logits_and_grads(cfg, params, tokens):
+    """Logits and d(mean logit)/d(params), compiled as one call."""
+
+    def logits(p):
+        return Llama(cfg).apply({"params": p}, tokens)
+
+    return jax.jit(lambda p: (logits(p), jax.grad(lambda q: logits(q).mean())(p)))(params)
+
+
+@pytest.fixture(scope="module")
+def unrolled_reference():
+    """tiny_gqa unrolled without remat: (config, params, tokens, logits, grads), computed once."""
     base = get_preset("tiny_gqa", remat_policy="none", scan_layers=False)
     params = _init(base)
+    tokens = jnp.arange(20)[None] % base.vocab_size
+    return (base, params, tokens, *_logits_and_grads(base, params, tokens))
+
+
+@pytest.mark.parametrize("remat_policy", ["none", "full", "save_dots", "save_qkv_out"])
+def test_scan_remat_variants_agree(remat_policy, unrolled_reference):
+    base, params, tokens, ref, g_ref = unrolled_reference
     stacked = {k: v for k, v in params.items() if not k.startswith("layers_")}
     stacked["layers"] = {"block": jax.tree_util.tree_map(lambda *xs: jnp.stack(xs),
                                                          *[params[f"layers_{i}"] for i in range(base.n_layers)])}
-    tokens = jnp.arange(20)[None] % base.vocab_size
-    ref = Llama(base).apply({"params": params}, tokens)
-    cfg = base.replace(scan_layers=True, remat_policy=remat_policy)
-    out = Llama(cfg).apply({"params": stacked}, tokens)
+    out, g = _logits_and_grads(base.replace(scan_layers=True, remat_policy=remat_policy), stacked, tokens)
     np.testing.assert_allclose(out, ref, atol=1e-5)
-
-    def loss(p, c):
-        return Llama(c).apply({"params": p}, tokens).mean()
-
-    g_ref = jax.grad(loss)(params, base)
-    g = jax.grad(loss)(stacked, cfg)
     np.testing.assert_allclose(g["lm_head"]["kernel"], g_ref["lm_head"]["kernel"], atol=1e-6)
     np.testing.assert_allclose(g["layers"]["block"]["mlp"]["up_proj"][1],
                                g_ref["layers_1"]["mlp"]["up_proj"], atol=1e-6)
@@ -82,11 +98,11 @@ def test_kv_cache_matches_full_forward_with_left_padding():
     pos = np.array([[0] * pads + list(range(9))])
     model = Llama(cfg, decode=True)
     cache = jax.tree_util.tree_map(jnp.zeros_like, nn.unbox(model.init(jax.random.PRNGKey(0), tokens[:, :1]))["cache"])
+    step = _jit_decode_step(model)
     outs = []
     bounds = [(0, 6)] + [(i, i + 1) for i in range(6, tokens.shape[1])]
     for lo, hi in bounds:
-        logits, vars_ = model.apply({"params": params, "cache": cache}, tokens[:, lo:hi], pos[:, lo:hi],
-                                    segs[:, lo:hi], mutable=["cache"])
+        logits, vars_ = step({"params": params, "cache": cache}, tokens[:, lo:hi], pos[:, lo:hi], segs[:, lo:hi])
         cache = vars_["cache"]
         outs.append(logits)
     decoded = jnp.concatenate(outs, axis=1)[0, pads:]
@@ -150,10 +166,11 @@ def test_sliding_window_kv_cache_matches_full_forward():
     assert np.abs(full - Llama(cfg.replace(sliding_window=None)).apply({"params": params}, real)).max() > 1e-3
     model = Llama(cfg, decode=True)
     cache = jax.tree_util.tree_map(jnp.zeros_like, nn.unbox(model.init(jax.random.PRNGKey(0), real[:, :1]))["cache"])
+    step = _jit_decode_step(model)
     outs = []
     for i in range(12):
-        logits, vars_ = model.apply({"params": params, "cache": cache}, real[:, i:i + 1], np.array([[i]]),
-                                    np.ones((1, 1), np.int32), mutable=["cache"])
+        logits, vars_ = step({"params": params, "cache": cache}, real[:, i:i + 1], np.array([[i]]),
+                             np.ones((1, 1), np.int32))
         cache = vars_["cache"]
         outs.append(logits)
     np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5)

@@ -1,7 +1,7 @@
 """AOT compilation for TPU topologies on a CPU machine (orca_jax/tools/aot_compile.py).
 
 The compile tests need libtpu (`pip install "jax[tpu]==0.10.2"`, or PYTHONPATH pointing at
-an unpacked libtpu wheel); no TPU. They are skipped without it. Flag/gin errors do not need it.
+an unpacked libtpu wheel); no TPU. They are marked `tpu`, skipped without it. Flag/gin errors do not need it.
 """
 
 import json
@@ -15,9 +15,6 @@ import pytest
 from orca_jax.tools import aot_compile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-needs_libtpu = pytest.mark.skipif(
-    not aot_compile.libtpu_available(),
-    reason="libtpu is not installed: AOT compilation for a TPU topology needs it (pip install 'jax[tpu]==0.10.2')")
 
 TINY = ["--gin_file=runs/tiny_cpu.gin", "--gin.SEQUENCE_LENGTH=128", "--gin.BATCH_SIZE=16"]
 
@@ -29,7 +26,7 @@ def clean_gin():
     gin.clear_config()
 
 
-@needs_libtpu
+@pytest.mark.tpu  # skipped without libtpu (tests/conftest.py)
 def test_tiny_model_compiles_for_v5p_8(tmp_path, capsys):
     out = tmp_path / "aot.json"
     assert aot_compile.main([*TINY, "--topology=v5p-8", f"--json={out}"]) == aot_compile.FIT
@@ -54,7 +51,7 @@ def test_tiny_model_compiles_for_v5p_8(tmp_path, capsys):
         assert t["hours"] * 3600 == pytest.approx(t["steps"] * result["train"]["ideal_step_seconds"] / result["mfu"])
 
 
-@needs_libtpu
+@pytest.mark.tpu
 def test_max_batch_is_the_largest_batch_that_compiles_within_the_budget(tmp_path, capsys):
     hbm = ["--hbm_gib=0.015", "--skip_decode"]  # a small "chip": a few dozen tiny rows fill it
     out = tmp_path / "aot.json"
@@ -87,7 +84,7 @@ def test_stage_hours_use_the_models_flops_per_token():
         assert t["hours"] * 3600 == pytest.approx(t["steps"] * step_seconds)
 
 
-@needs_libtpu
+@pytest.mark.tpu
 @pytest.mark.parametrize("mesh", ["(1, -1, 1)", "(1, -1, 2)"])
 def test_splash_attention_compiles_on_a_sharded_multi_host_slice(tmp_path, capsys, mesh):
     """Splash on a 2-host v5p-16: params init off the kernel, the Mosaic kernel runs in shard_map
@@ -101,7 +98,7 @@ def test_splash_attention_compiles_on_a_sharded_multi_host_slice(tmp_path, capsy
     assert (result["attention_impl"], result["hosts"], result["host_feeding_problems"]) == ("splash", 2, [])
 
 
-@needs_libtpu
+@pytest.mark.tpu
 def test_13b_data_parallel_on_one_v5p_host_is_rejected_before_compiling(capsys):
     # Every chip would hold all 13B params + Adam moments (~146 GiB): the analytic check
     # rejects it in seconds, before any compile.
@@ -114,7 +111,7 @@ def test_13b_data_parallel_on_one_v5p_host_is_rejected_before_compiling(capsys):
     assert "fsdp" in err  # what to change
 
 
-@needs_libtpu
+@pytest.mark.tpu
 def test_compiled_step_over_the_hbm_budget_is_rejected_with_advice(capsys):
     # 20 MiB of temporaries without remat; 10 MiB of "HBM".
     rc = aot_compile.main([*TINY, "--topology=v5p-8", "--hbm_gib=0.01", "--skip_decode",
@@ -126,7 +123,7 @@ def test_compiled_step_over_the_hbm_budget_is_rejected_with_advice(capsys):
     assert "remat_policy='full'" in captured.err and "num_microbatches" in captured.err
 
 
-@needs_libtpu
+@pytest.mark.tpu
 def test_compiler_out_of_memory_is_a_does_not_fit(capsys):
     # XLA:TPU itself refuses a program whose temporaries exceed the chip (~122 GiB of
     # activations and logits on one 16 GiB v5e chip); it gives up in a second or two.
@@ -138,7 +135,7 @@ def test_compiler_out_of_memory_is_a_does_not_fit(capsys):
     assert "LossConfig.chunk_size = 128" in err and "num_microbatches" in err
 
 
-@needs_libtpu
+@pytest.mark.tpu
 def test_headroom_is_required(capsys):
     # Fits in the HBM, but not with 99% of it kept free.
     rc = aot_compile.main([*TINY, "--topology=v5p-8", "--skip_decode", "--min_headroom=0.99999"])
@@ -146,14 +143,14 @@ def test_headroom_is_required(capsys):
     assert "leaves less than the required" in capsys.readouterr().err
 
 
-@needs_libtpu
+@pytest.mark.tpu
 def test_batch_that_does_not_split_over_the_mesh_is_a_clear_error(capsys):
     assert aot_compile.main([*TINY[:-1], "--gin.BATCH_SIZE=6", "--topology=v5p-8"]) == aot_compile.ERROR
     err = capsys.readouterr().err
     assert "global batch size 6 is not divisible" in err and "v5p-8" in err
 
 
-@needs_libtpu
+@pytest.mark.tpu
 def test_mesh_that_does_not_match_the_topology_is_a_clear_error(capsys):
     assert aot_compile.main([*TINY, "--topology=v5p-8", "--gin.make_mesh.mesh_shape=(1, 8, 1)"]) == aot_compile.ERROR
     assert "mesh_shape=(1, 8, 1) has 8 slots but there are 4 devices" in capsys.readouterr().err
@@ -188,7 +185,7 @@ def test_pod_run_configs_parse(name, mesh):
     assert (config.n_layers, config.attention_impl, config.remat_policy) == (40, "splash", "save_dots_no_batch")
 
 
-@needs_libtpu
+@pytest.mark.tpu
 def test_cli_exit_status(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [os.environ.get("PYTHONPATH"), REPO] if p)}
     proc = subprocess.run([sys.executable, "-m", "orca_jax.tools.aot_compile", "--gin_file=runs/orca_13b.gin",

@@ -1,6 +1,5 @@
 """The TPU slice table (orca_jax/tools/topologies.py)."""
 
-import importlib.util
 import json
 import math
 import os
@@ -102,7 +101,7 @@ def test_table_cli():
     assert T.main(["v5p-100"]) == 2
 
 
-@pytest.mark.skipif(importlib.util.find_spec("libtpu") is None, reason="libtpu not installed (pip install -e '.[tpu]')")
+@pytest.mark.tpu
 def test_libtpu_agrees_with_the_table():
     """With libtpu, get_topology_desc yields the table's device and host counts."""
     names = ["v4-8", "v4-256", "v5p-8", "v5p-128", "v5litepod-8", "v5litepod-256", "v6e-8", "v6e-256"]

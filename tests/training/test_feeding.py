@@ -88,6 +88,7 @@ jax.distributed.shutdown()
 """
 
 
+@pytest.mark.multiprocess
 def test_two_processes_assemble_a_batch_from_interleaved_row_blocks():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

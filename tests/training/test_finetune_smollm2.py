@@ -7,11 +7,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from orca_jax.convert.__main__ import main as convert_main
 from orca_jax.testing.hf_reference import CHATML_JINJA
 from orca_jax.training.metrics import read_metrics
 
 from trainer_testlib import REPO, subprocess_env
+
+pytestmark = pytest.mark.torch
 
 QUESTION = "What is 17 + 25?\nOptions:\n(A) 42\n(B) 32"
 RESPONSE = "First, 17 + 25 = 42.\nSo the answer is (A)."

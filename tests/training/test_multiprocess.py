@@ -9,12 +9,15 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 
 from orca_jax.training import trainer
 from orca_jax.training.metrics import read_metrics
 
 from trainer_testlib import REPO, subprocess_env, train_command
 from test_trainer import configure
+
+pytestmark = pytest.mark.multiprocess
 
 BINDINGS = ("run_stages.stages = ('stage1',)", "train_stage.log_data_position = True",
             "SyntheticBatches.delay_s = 0.1")

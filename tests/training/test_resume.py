@@ -17,6 +17,8 @@ from orca_jax.training.metrics import METRICS_FILE, read_metrics
 
 from trainer_testlib import REPO, run_train, subprocess_env, train_command
 
+pytestmark = pytest.mark.multiprocess
+
 STEPS = 12  # STAGE1_TRAIN_STEPS in trainer_testlib.TINY_BINDINGS
 BINDINGS = ("run_stages.stages = ('stage1',)",
             "CheckpointConfig.save_every_steps = 3", "train_stage.log_data_position = True",

@@ -69,6 +69,7 @@ def _marked(layout, marker):
     return {e.id for e in iter_entries(layout) if marker in e.question}
 
 
+@pytest.mark.slow
 def test_run_with_every_fault_gives_exactly_one_row_per_query(layout, fake_teacher, teacher_config, all_faults, api_key):
     server = fake_teacher(latency_s=0.002, faults=all_faults)
     summary = run_augmentation(layout, teacher_config(server.base_url), Secret(api_key), OPTIONS)
@@ -167,6 +168,7 @@ def test_finalize_writes_openorca_parquet(layout, fake_teacher, teacher_config, 
     assert json.loads((layout.final_dir / "report.json").read_text())["totals"] == report["totals"]
 
 
+@pytest.mark.slow
 def test_cli_sample_run_report_finalize(tmp_path, fake_teacher, api_key_env, capsys):
     source = write_synthetic_flan(tmp_path / "flan.parquet", fmt="parquet")
     out = str(tmp_path / "out")
@@ -242,6 +244,7 @@ def test_cli_unreachable_endpoint_stops_fast_naming_it(tmp_path, api_key, api_ke
     assert not (tmp_path / "out" / "failures.jsonl").exists()  # nothing recorded as failed: all asked again later
 
 
+@pytest.mark.slow
 def test_cli_exit_status_when_queries_failed(tmp_path, fake_teacher, api_key_env, caplog):
     source = write_synthetic_flan(tmp_path / "flan.jsonl", markers={BAD_REQUEST_MARKER: 3})
     server = fake_teacher()

@@ -60,6 +60,7 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orca_jax.augment", *args], cwd=REPO, env=env, capture_output=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_key_absent_from_every_file_and_stream(tmp_path, fake_teacher, api_key, api_key_env):
     source = write_synthetic_flan(tmp_path / "flan.jsonl", markers={BAD_REQUEST_MARKER: 20, LENGTH_MARKER: 10})
     # A careless server that echoes the Authorization header in its error bodies.

@@ -31,6 +31,7 @@ def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 def test_smoke_table_has_jax_torch_and_ratio():
     pytest.importorskip("torch")
@@ -91,6 +92,7 @@ def test_torch_peer_computes_in_the_requested_dtype():
         compute_context(torch, "float64", cpu)
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 def test_smoke_float32_runs_both_sides_in_float32():
     pytest.importorskip("torch")

@@ -52,6 +52,7 @@ def gqa_model(tmp_path_factory):
 # ----------------------------------------------------------------------------- (a) parity
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kwargs,scan,shard", [
     (MHA, True, None), (MHA, False, None), (GQA, True, "30KB"), (GQA, False, None)],
     ids=["mha-scan", "mha-unrolled", "gqa-scan-sharded", "gqa-unrolled"])
@@ -66,6 +67,7 @@ def test_import_and_export_match_transformers(tmp_path, kwargs, scan, shard):
 # ----------------------------------------------------------------------------- (d) other configurations
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kwargs", [
     dict(vocab_size=131, hidden_size=48, intermediate_size=40, num_hidden_layers=3, num_attention_heads=6,
          num_key_value_heads=1, rope_theta=1e6, rms_norm_eps=1e-5),  # multi-query
@@ -90,6 +92,7 @@ def test_scanned_and_unrolled_imports_agree(gqa_model):
 # ----------------------------------------------------------------------------- (b) pad rows
 
 
+@pytest.mark.slow
 def test_pad_rows_keep_existing_logits_and_export_drops_them(gqa_model, tmp_path):
     model, hf_dir, tokens, want = gqa_model
     v = GQA["vocab_size"]
@@ -196,6 +199,7 @@ def test_config_mapping_reads_transformers_4_and_5_rope_fields():
 # ----------------------------------------------------------------------------- CLI and on-disk layout
 
 
+@pytest.mark.slow
 def test_cli_import_save_load_and_export(gqa_model, tmp_path):
     _, hf_dir, tokens, want = gqa_model
     out, hf_out = str(tmp_path / "converted"), str(tmp_path / "hf_out")

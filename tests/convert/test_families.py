@@ -42,6 +42,7 @@ FAMILIES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_family_import_and_export_match_transformers(tmp_path, name):
     kwargs, ablate = FAMILIES[name]

@@ -90,7 +90,7 @@ def test_data_modules_do_not_import_tensorflow(tmp_path):
 def test_tasks_register_without_seqio():
     """On hosts without TensorFlow/SeqIO, `tasks` still fills the pipeline's registry and demo tasks run."""
     code = textwrap.dedent(
-        f"""
+        """
         import sys
         sys.modules["seqio"] = None  # Importing seqio now fails, as where it is not installed.
         from orca_jax.data import pipeline, registry

@@ -51,6 +51,7 @@ def test_tiny_model_compiles_for_v5p_8(tmp_path, capsys):
         assert t["hours"] * 3600 == pytest.approx(t["steps"] * result["train"]["ideal_step_seconds"] / result["mfu"])
 
 
+@pytest.mark.slow
 @pytest.mark.tpu
 def test_max_batch_is_the_largest_batch_that_compiles_within_the_budget(tmp_path, capsys):
     hbm = ["--hbm_gib=0.015", "--skip_decode"]  # a small "chip": a few dozen tiny rows fill it
@@ -84,6 +85,7 @@ def test_stage_hours_use_the_models_flops_per_token():
         assert t["hours"] * 3600 == pytest.approx(t["steps"] * step_seconds)
 
 
+@pytest.mark.slow
 @pytest.mark.tpu
 @pytest.mark.parametrize("mesh", ["(1, -1, 1)", "(1, -1, 2)"])
 def test_splash_attention_compiles_on_a_sharded_multi_host_slice(tmp_path, capsys, mesh):
@@ -111,6 +113,7 @@ def test_13b_data_parallel_on_one_v5p_host_is_rejected_before_compiling(capsys):
     assert "fsdp" in err  # what to change
 
 
+@pytest.mark.slow
 @pytest.mark.tpu
 def test_compiled_step_over_the_hbm_budget_is_rejected_with_advice(capsys):
     # 20 MiB of temporaries without remat; 10 MiB of "HBM".
@@ -123,6 +126,7 @@ def test_compiled_step_over_the_hbm_budget_is_rejected_with_advice(capsys):
     assert "remat_policy='full'" in captured.err and "num_microbatches" in captured.err
 
 
+@pytest.mark.slow
 @pytest.mark.tpu
 def test_compiler_out_of_memory_is_a_does_not_fit(capsys):
     # XLA:TPU itself refuses a program whose temporaries exceed the chip (~122 GiB of
@@ -135,6 +139,7 @@ def test_compiler_out_of_memory_is_a_does_not_fit(capsys):
     assert "LossConfig.chunk_size = 128" in err and "num_microbatches" in err
 
 
+@pytest.mark.slow
 @pytest.mark.tpu
 def test_headroom_is_required(capsys):
     # Fits in the HBM, but not with 99% of it kept free.

@@ -103,6 +103,7 @@ def test_nonfinite_loss_skips_the_update(single, initial):
     assert all(np.all(x == 0) for x in jax.tree.leaves(state.opt_state[1][0].mu))
 
 
+@pytest.mark.slow
 def test_chunked_loss_equals_full_loss(initial):
     model = Llama(CONFIG)
     batch = {k: jnp.asarray(v) for k, v in batches(1)[0].items()}
@@ -120,6 +121,7 @@ def test_chunked_loss_equals_full_loss(initial):
     assert_trees_close(chunked_grads, full_grads, atol=1e-6, rtol=3e-5)
 
 
+@pytest.mark.slow
 def test_a_splash_model_state_builds_and_initialises_anywhere(initial):
     """Params do not depend on the attention kernel: init traces the xla kernel, so a model
     configured for splash (TPU only; lengths divisible by 128) builds its sharded state from

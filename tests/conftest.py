@@ -1,4 +1,4 @@
-"""Test-suite setup: 8 simulated CPU devices (DESIGN.md), set before jax is imported."""
+"""Test-suite setup: 8 simulated CPU devices (docs/design.md#tests-and-environment), set before jax is imported."""
 
 import os
 

@@ -19,7 +19,7 @@ class _Clock:
 def test_log_lines_show_done_rate_failures_eta(caplog):
     clock = _Clock()
     progress = Progress(100, use_tqdm=False, interval_s=5.0, clock=clock)
-    with caplog.at_level(logging.INFO, logger="orca_jax.augment.teacher.progress"):
+    with caplog.at_level(logging.INFO, logger="orca_jax.augment.progress"):
         clock.now += 2.0
         progress.update(10)
         assert not caplog.records  # not yet: every 5 s
@@ -32,7 +32,7 @@ def test_log_lines_show_done_rate_failures_eta(caplog):
 def test_failed_attempts_are_counted_as_they_happen(caplog):
     clock = _Clock()
     progress = Progress(12, use_tqdm=False, interval_s=5.0, clock=clock)
-    with caplog.at_level(logging.INFO, logger="orca_jax.augment.teacher.progress"):
+    with caplog.at_level(logging.INFO, logger="orca_jax.augment.progress"):
         for _ in range(3):
             progress.attempt_failed("connection_error")
         progress.attempt_failed("timeout")

@@ -2,8 +2,9 @@
 
 CoT {6, 11, 16}; NIV2 {1, 2, 5, 7, 9, 12, 13, 14, 15}; T0 {1, 2, 3, 5, 7}; Flan2021
 {3, 4, 7}, or {3, 4, 7, 8, 10} for multiple-choice queries
-(docs/orca_facts.md#1b-system-messages-per-collection). The draw is uniform over the allowed ids, as in both public reimplementations; the
-paper's exact per-id frequencies are not known.
+(docs/orca_facts.md#1b-system-messages-per-collection). The draw is uniform over the
+allowed ids, as in both public reimplementations; the paper's exact per-id frequencies are
+not known.
 
 Whether a query is multiple choice: the paper uses system messages #8 and #10 only for
 multiple-choice queries (section 3.1.1), but FLAN rows carry no such flag, so it is read

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import IO
 
-log = logging.getLogger("orca_jax.augment.teacher.progress")
+log = logging.getLogger("orca_jax.augment.progress")
 
 
 def _eta(seconds: float) -> str:

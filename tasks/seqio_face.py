@@ -93,10 +93,11 @@ class TokenizerVocabulary(seqio.Vocabulary):
 
 def _rows(spec: registry.TaskSpec, split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     """The task's valid rows (strings), read by the pipeline's reader; `shuffle_files` permutes read units."""
+    seed = 0 if seed is None else int(seed)  # SeqIO may pass a scalar tensor.
 
     def rows():
         units = sources.list_units(spec.files(split, pipeline.data_locations()))
-        reader = pipeline.task_reader(spec, units, seed=seed or 0, shuffle=shuffle_files, num_epochs=1,
+        reader = pipeline.task_reader(spec, units, seed=seed, shuffle=shuffle_files, num_epochs=1,
                                       duplicates=sources.duplicate_rows(units))
         while batch := reader.read(1024):
             for row in batch:

@@ -98,7 +98,8 @@ def test_loss_weights_cover_exactly_the_targets_tokens(user_task):
 
 def test_restore_continues_a_seqio_task(user_task):
     def make():
-        return pipeline.make_batch_iterator(TASK, 64, 4, process_index=0, process_count=1, shuffle_window=16)
+        return pipeline.make_batch_iterator(TASK, 64, 4, process_index=0, process_count=1, shuffle_window=16,
+                                            pack_window=16)
 
     it = make()
     for _ in range(3):

@@ -19,16 +19,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.runner import RunOptions, run_augmentation
-from orca_jax.augment.sampling import SamplingSpec, sample_manifest
-from orca_jax.augment.synthetic_flan import write_synthetic_flan
-from orca_jax.augment.teacher import TeacherConfig
+from orca_jax.augment.run import RunOptions, run_augmentation
+from orca_jax.augment.sampling.sample import SamplingSpec, sample_manifest
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.teacher.client import TeacherConfig
+from orca_jax.testing.synthetic_flan import write_synthetic_flan
 
 
 def start_server(latency: float, faults: bool) -> tuple[subprocess.Popen, str]:
-    """Start `python -m orca_jax.augment.fake_teacher` on a free port; return it and its URL."""
-    cmd = [sys.executable, "-m", "orca_jax.augment.fake_teacher", "--port", "0", "--latency", str(latency)]
+    """Start `python -m orca_jax.testing.fake_teacher` on a free port; return it and its URL."""
+    cmd = [sys.executable, "-m", "orca_jax.testing.fake_teacher", "--port", "0", "--latency", str(latency)]
     if faults:
         cmd += ["--rate-429", "0.01", "--rate-500", "0.02", "--retry-after", "0.05"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

@@ -1,6 +1,8 @@
-"""Orca SeqIO tasks and mixtures; `import tasks` registers them all (gin configs import it by name).
+"""The Orca tasks and mixtures; `import tasks` (e.g. gin's `import tasks` in a stage file) registers
+them all in orca_jax.data.registry, which the TF-free pipeline reads.
 
-Real data (OpenOrca schema, location from ORCA_DATA_DIR, see orca_jax.data.registry):
+Real data (OpenOrca schema, location from gin orca_data_dir.path or ORCA_DATA_DIR, see
+orca_jax.data.pipeline):
   orca_chatgpt_{cot,niv2,t0,flan2021}   ChatGPT responses (3_5M-GPT3_5-Augmented*.parquet)
   orca_gpt4_{cot,niv2,t0,flan2021}      GPT-4 responses (1M-GPT4-Augmented*.parquet)
   orca_stage1_flan5m_chatgpt            mixture of the ChatGPT tasks (stage one)
@@ -8,9 +10,13 @@ Real data (OpenOrca schema, location from ORCA_DATA_DIR, see orca_jax.data.regis
 Bundled demo data (orca_jax/demo_data, see tasks.demo):
   orca_demo_stage1_assistant, orca_demo_stage2_expert, orca_demo_answer_only, ...
 
-Every name goes into orca_jax.data.registry (what the TF-free pipeline reads) and,
-when SeqIO is installed, into SeqIO's registries.
+SeqIO face (T5X tooling): `import tasks.seqio_face` registers the same names with SeqIO,
+derived from these specs; `import tasks` does so itself when SeqIO is already imported.
 """
 
+import sys
+
 from tasks import demo, orca  # noqa: F401  (registration side effects)
-from tasks.registration import SEQIO_AVAILABLE  # noqa: F401
+
+if sys.modules.get("seqio") is not None:  # A SeqIO user: register the SeqIO face too (TensorFlow is loaded already).
+    from tasks import seqio_face  # noqa: F401

@@ -18,7 +18,6 @@ import os
 from orca_jax.data import registry
 from orca_jax.data.system_messages import COLLECTIONS
 from orca_jax.demo import files, teachers
-from tasks.registration import add_mixture, add_task
 
 STAGE1_TASK = "orca_demo_stage1_assistant"
 STAGE2_TASK = "orca_demo_stage2_expert"
@@ -40,16 +39,18 @@ def _register() -> None:
         (STAGE2_TASK, "expert", "expert traces for the stage-two subset (stage two)"),
         (ANSWER_ONLY_TASK, "answer_only", "bare answers to the stage-two subset (baseline)"),
     ):
-        add_task(registry.TaskSpec(name, _splits(dataset), TEACHERS[dataset], _TOKENIZER, description="demo: " + what))
+        registry.register_task(
+            registry.TaskSpec(name, _splits(dataset), TEACHERS[dataset], _TOKENIZER, description="demo: " + what)
+        )
     for dataset, mixture in (("assistant", "orca_demo_stage1_mixture"), ("expert", "orca_demo_stage2_mixture")):
         names = {}
         for collection in COLLECTIONS:
             name = f"orca_demo_{dataset}_{collection}"
-            add_task(registry.TaskSpec(name, _splits(dataset), TEACHERS[dataset], _TOKENIZER,
-                                       collections=(collection,),
-                                       description=f"demo: {dataset} answers, {collection} queries"))
+            registry.register_task(registry.TaskSpec(name, _splits(dataset), TEACHERS[dataset], _TOKENIZER,
+                                                     collections=(collection,),
+                                                     description=f"demo: {dataset} answers, {collection} queries"))
             names[name] = collection
-        add_mixture(registry.MixtureSpec(mixture, tuple(names), registry.paper_rates(names)))
+        registry.register_mixture(registry.MixtureSpec(mixture, tuple(names), registry.paper_rates(names)))
 
 
 _register()

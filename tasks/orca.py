@@ -9,7 +9,7 @@ Other files (e.g. the augmentation tool's JSONL shards), with gin:
 the binding is read when the data is opened, so it may come after `import tasks`).
 
 Each sub-collection task keeps the rows whose id prefix names it (cot., niv., t0.,
-flan.). Mixture rates: gin `mixing_rate_mode.mode = 'paper' | 'num_examples'`.
+flan.). Mixture rates: gin `mixing_rate_mode.mode = 'paper' | 'num_examples'` (orca_jax.data.pipeline).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import gin
 
 from orca_jax.data import registry
 from orca_jax.data.system_messages import COLLECTIONS
-from tasks.registration import add_mixture, add_task
 
 TEACHERS = {"chatgpt": "chatgpt", "gpt4": "gpt-4"}  # Name part -> teacher tag.
 DEFAULT_PATTERNS = {
@@ -50,7 +49,7 @@ def task_name(teacher: str, collection: str) -> str:
 def _register() -> None:
     for teacher, tag in TEACHERS.items():
         for collection in COLLECTIONS:
-            add_task(
+            registry.register_task(
                 registry.TaskSpec(
                     name=task_name(teacher, collection),
                     splits={"train": functools.partial(orca_teacher_patterns, teacher)},
@@ -62,7 +61,7 @@ def _register() -> None:
             )
     for name, teacher in ((STAGE1_MIXTURE, "chatgpt"), (STAGE2_MIXTURE, "gpt4")):
         names = {task_name(teacher, c): c for c in COLLECTIONS}
-        add_mixture(registry.MixtureSpec(name, tuple(names), registry.paper_rates(names)))
+        registry.register_mixture(registry.MixtureSpec(name, tuple(names), registry.paper_rates(names)))
 
 
 _register()

@@ -1,5 +1,5 @@
-"""Test-suite setup: 8 simulated CPU devices (DESIGN.md), set before jax is imported; tests
-marked `tpu` are skipped where libtpu is not installed. Markers: pyproject.toml."""
+"""Test-suite setup: 8 simulated CPU devices (docs/design.md#tests-and-environment), set before jax
+is imported; tests marked `tpu` are skipped where libtpu is not installed. Markers: pyproject.toml."""
 
 import importlib.util
 import os

@@ -1,24 +1,26 @@
 """Teacher augmentation: explanation-augmented FLAN from any OpenAI-compatible teacher.
 
-Pipeline (one output folder per teacher run; see layout.py for its files):
+One output folder per teacher run (store/layout.py lists its files):
 
-- sampling.py    FLAN-v2 inputs -> manifest: paper quotas (quotas.py), Algorithm 1
-                 (stratified.py), system messages per collection (message_choice.py,
-                 multiple_choice.py); manifest.py writes it once, atomically.
-- runner.py      manifest -> teacher (teacher.py: retries, backoff, rate limits) ->
-                 append-only, fsync'd JSONL (output_writer.py, jsonl_store.py); resumable
-                 from what is on disk (state.py).
-- finalize.py    Parquet in the OpenOrca schema (schema.py); report.py counts and cost.
-- cli.py         `python -m orca_jax.augment {sample,subset,run,finalize,report}`.
-- fake_teacher.py  a local fault-injecting OpenAI-compatible server for tests/benchmarks.
+- sampling/  FLAN-v2 inputs -> manifest: paper quotas and Algorithm 1, system messages
+             per collection; written once, atomically (store/manifest.py).
+- run.py     manifest -> teacher (teacher/: retries, backoff, rate limits) -> append-only,
+             fsync'd JSONL (store/); resumable from what is on disk (store/state.py).
+- store/     also the Parquet output in the OpenOrca schema (finalize.py) and the report
+             of counts and cost (output_report.py).
+- cli.py     `python -m orca_jax.augment {sample,subset,run,finalize,report}`.
 
-The API key is read from an environment variable and never written or logged (redaction.py).
+Test fixtures live in orca_jax.testing: a fault-injecting fake teacher (fake_teacher.py)
+and synthetic FLAN input (synthetic_flan.py).
+
+The API key is read from an environment variable and never written or logged
+(teacher/redaction.py).
 """
 
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.runner import RunOptions, RunSummary, run_async, run_augmentation
-from orca_jax.augment.sampling import SamplingSpec, sample_manifest
-from orca_jax.augment.teacher import TeacherClient, TeacherConfig
+from orca_jax.augment.run import RunOptions, RunSummary, run_async, run_augmentation
+from orca_jax.augment.sampling.sample import SamplingSpec, sample_manifest
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.teacher.client import TeacherClient, TeacherConfig
 
 __all__ = [
     "OutputLayout",

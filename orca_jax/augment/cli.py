@@ -37,17 +37,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from orca_jax.augment.finalize import finalize
-from orca_jax.augment.flan_input import InputFilter
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.manifest import has_manifest, write_subset
-from orca_jax.augment.quotas import subset_size
-from orca_jax.augment.redaction import RedactingFilter, format_exception_scrubbed, scrub
-from orca_jax.augment.report import build_report, format_report, write_report
-from orca_jax.augment.run_config import saved_prices
-from orca_jax.augment.runner import RunOptions, run_augmentation
-from orca_jax.augment.sampling import SamplingSpec, sample_manifest
-from orca_jax.augment.teacher import TeacherConfig, load_api_key
+from orca_jax.augment.run import RunOptions, run_augmentation
+from orca_jax.augment.sampling.flan_input import InputFilter
+from orca_jax.augment.sampling.quotas import subset_size
+from orca_jax.augment.sampling.sample import SamplingSpec, sample_manifest
+from orca_jax.augment.store.finalize import finalize
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.manifest import has_manifest, write_subset
+from orca_jax.augment.store.output_report import build_report, format_report, write_report
+from orca_jax.augment.store.run_config import saved_prices
+from orca_jax.augment.teacher.client import TeacherConfig, load_api_key
+from orca_jax.augment.teacher.redaction import RedactingFilter, format_exception_scrubbed, scrub
 from orca_jax.data.system_messages import COLLECTIONS
 
 log = logging.getLogger("orca_jax.augment")

@@ -40,10 +40,10 @@ from collections.abc import Callable, Iterator
 import ml_dtypes
 import numpy as np
 
-from orca_jax.convert.checkpoint import ShapeMismatchError, check_param_shapes
 from orca_jax.convert.safetensors_io import HFCheckpointReader, write_sharded
 from orca_jax.models.config import LlamaConfig
 from orca_jax.models.presets import get_preset
+from orca_jax.training.checkpoints import ShapeMismatchError, check_param_shapes
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ Modules, in the order an example flows through them:
   preprocessors    render + tokenize + truncate into [BOS] prompt response [EOS]
   streams          deterministic, resumable shard reader / task stream / mixture
   packing          best-fit-decreasing packing and the batch-contract layout
-  pipeline         make_batch_iterator: the trainer's entry point
-  registry         task and mixture specs (filled by `import tasks`), data location
+  pipeline         make_batch_iterator: the trainer's entry point; data location, mixture rates
+  registry         the one registry of task and mixture specs (filled by `import tasks`)
+  seqio_adapter    any SeqIO task or mixture (a T5X user's) into the same streams (imports TF)
 (The bundled demo dataset, its generator and held-out sets live in orca_jax.demo.)
 """

@@ -1,4 +1,4 @@
-"""Per-host input pipeline: registered Orca task/mixture -> packed numpy batches (the batch contract).
+"""Per-host input pipeline: a registered task or mixture -> packed numpy batches (the batch contract).
 
     it = make_batch_iterator("orca_stage2_flan1m_gpt4", sequence_length=2048, batch_size=512)
     batch = next(it)      # dict of int32 [512 // process_count, 2048]
@@ -7,8 +7,8 @@
     it.stats()                              # counters: rows read, bad rows by reason, ...
     it.data_summary()                       # the same per file; it.write_data_summary(run_dir)
 
-Stages, all in this process and without TensorFlow (tasks are looked up in
-`orca_jax.data.registry`, which `import tasks` fills):
+Stages, all in this process and without TensorFlow for the tasks in `orca_jax.data.registry`
+(which `import tasks` fills, e.g. from a gin file):
 
   per task: this host's read units (disjoint across hosts, covering the data; 0-byte
      files skipped and reported, unreadable ones an error naming the file)
@@ -25,18 +25,26 @@ tokenizer threads) and restores from a small state by re-reading one shuffle win
 per task and one packing window (well under one pass over the data). Each host batch has
 at least one real example (every example has a loss token: its response or EOS),
 so no batch is all padding.
+
+A name that is not in the registry but was registered with SeqIO (a T5X user's own
+`seqio.TaskRegistry.add`) is read by `orca_jax.data.seqio_adapter` (imported only then:
+it brings TensorFlow) into the same per-task streams, mixture, packer and batches.
+
+Data location (gin configurables here): `orca_data_dir.path` (else the environment
+variable ORCA_DATA_DIR), `orca_tokenizer_path.path` (else ORCA_TOKENIZER_PATH, else
+`{data_dir}/tokenizer.model`), mixture rates `mixing_rate_mode.mode = 'paper' | 'num_examples'`.
 """
 
 from __future__ import annotations
 
 import collections
 import functools
-import importlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import gin
 import numpy as np
@@ -45,8 +53,9 @@ from orca_jax.data import fileio, registry, sources
 from orca_jax.data.packing import PackedStream, rows_from_bins
 from orca_jax.data.prefetch import Prefetcher
 from orca_jax.data.preprocessors import DROP_REASONS, PROMPT_TRUNCATED, ExamplePreprocessor
-from orca_jax.data.rows import BAD_ROW_REASONS, validate_row
+from orca_jax.data.rows import BAD_ROW_REASONS, collection_of_id, validate_row
 from orca_jax.data.streams import MixtureStream, ShardReader, TaskExampleStream, derive_int_seed
+from orca_jax.data.system_messages import ID_PREFIX_TO_COLLECTION
 from orca_jax.data.tokenizer import Tokenizer, load_tokenizer  # noqa: F401 (load_tokenizer re-exported)
 
 logger = logging.getLogger(__name__)
@@ -68,6 +77,7 @@ _RETIRED_OPTIONS = {
     "min_response_tokens": "responses are never cut any more: an over-long prompt is shortened, else the row is dropped",
 }
 DATA_SUMMARY_FILE = "data_summary.json"
+RATE_MODES = ("paper", "num_examples")
 
 
 class _BatchMaker:
@@ -168,7 +178,7 @@ class BatchIterator:
     and `stats()` still describe exactly the batches returned so far.
 
     Attributes:
-      tokenizer: the tokenizer of the task(s).
+      tokenizer: the tokenizer of the task(s) (None for a SeqIO task without a SentencePiece vocabulary).
       host_batch_size: rows per batch on this host.
       sequence_length: L.
     """
@@ -177,7 +187,7 @@ class BatchIterator:
         self,
         maker: _BatchMaker,
         *,
-        tokenizer: Tokenizer,
+        tokenizer: Tokenizer | None,
         host_batch_size: int,
         sequence_length: int,
         config: Mapping[str, Any],
@@ -280,23 +290,161 @@ class BatchIterator:
         return dict(self._stats)
 
 
-def _resolve(name: str, split: str) -> tuple[list[registry.TaskSpec], list[float]]:
-    spec = registry.get_mixture_or_task(name)
-    if spec is None:
-        try:  # The project's registrations live in the top-level `tasks` package.
-            importlib.import_module("tasks")
-        except ImportError:
-            pass
-        spec = registry.get_mixture_or_task(name)
-    if spec is None:
-        raise ValueError(
-            f"unknown task or mixture {name!r} (did you `import tasks`?). Tasks: {registry.task_names()}; "
-            f"mixtures: {registry.mixture_names()}"
-        )
+@gin.configurable
+def orca_data_dir(path: str | None = None) -> str | None:
+    """Directory (local or gs://) of the real OpenOrca-schema files: gin `orca_data_dir.path`, else
+    the environment variable ORCA_DATA_DIR; None when neither is set."""
+    return path or os.environ.get("ORCA_DATA_DIR") or None
+
+
+@gin.configurable
+def orca_tokenizer_path(path: str | None = None) -> str | None:
+    """The real tasks' tokenizer: gin `orca_tokenizer_path.path`, else ORCA_TOKENIZER_PATH; None
+    means `{data_dir}/tokenizer.model`."""
+    return path or os.environ.get("ORCA_TOKENIZER_PATH") or None
+
+
+def data_locations() -> registry.Locations:
+    """The locations the registered tasks' placeholders are filled with (under the current gin config)."""
+    return registry.Locations(orca_data_dir(), orca_tokenizer_path())
+
+
+@gin.configurable
+def mixing_rate_mode(mode: str = "paper") -> str:
+    """'paper' (Orca's FLAN-5M sub-collection sizes: CoT 150K, NIV2 440K, Flan2021 2.5M, T0 2M;
+    FLAN-1M is a uniform subset, so the same proportions) or 'num_examples' (rows present)."""
+    if mode not in RATE_MODES:
+        raise ValueError(f"mixing_rate_mode must be one of {RATE_MODES}, got {mode!r}")
+    return mode
+
+
+def mixture_rates(
+    spec: registry.MixtureSpec, split: str = "train", mode: str | None = None, where: registry.Locations | None = None
+) -> dict[str, float]:
+    """task -> mixing rate of `spec` under `mode` (gin's mixing_rate_mode() when None)."""
+    mode = mixing_rate_mode() if mode is None else mixing_rate_mode(mode)
+    if mode == "paper" and spec.paper_rates is not None:
+        return {t: float(spec.paper_rates[t]) for t in spec.tasks}
+    where = data_locations() if where is None else where
+    return {t: float(num_examples(registry.get_task(t), split, where)) for t in spec.tasks}
+
+
+def num_examples(spec: registry.TaskSpec, split: str, where: registry.Locations) -> int:
+    """Rows of `spec` in `split`: rows whose id prefix maps to a kept sub-collection (ids only, cached)."""
+    return _count(tuple(spec.files(split, where)), spec.collections, spec.unknown_prefix_collection)
+
+
+@functools.cache
+def _count(paths: tuple[str, ...], collections: tuple[str, ...] | None, unknown: str | None) -> int:
+    total = 0
+    for unit in sources.list_units(paths):
+        for row_id in sources.iter_unit_ids(unit):
+            if not isinstance(row_id, str):
+                continue
+            collection = collection_of_id(row_id, ID_PREFIX_TO_COLLECTION) or unknown
+            if collection is not None and (collections is None or collection in collections):
+                total += 1
+    return total
+
+
+class TaskStreams(NamedTuple):
+    """What the packer needs from a task or mixture: one example stream per task and their rates.
+
+    Attributes:
+      streams: per task, its shuffled TokenizedExample stream.
+      rates: mixing rate per stream.
+      tokenizer: the tasks' tokenizer (recorded in the model card), or None.
+      pad_id: the id written into padding slots.
+      files_without_rows: data files skipped as empty.
+      settings: how examples were made (recorded in the iterator's state config).
+    """
+
+    streams: list[TaskExampleStream]
+    rates: list[float]
+    tokenizer: Any
+    pad_id: int
+    files_without_rows: tuple[str, ...]
+    settings: dict[str, Any]
+
+
+def task_reader(
+    spec: registry.TaskSpec,
+    units: list[sources.Unit],
+    *,
+    process_index: int = 0,
+    process_count: int = 1,
+    seed: int = 0,
+    shuffle: bool = True,
+    num_epochs: int | None = None,
+    batch_rows: int = sources.DEFAULT_BATCH_ROWS,
+    duplicates: Mapping[tuple[str, int], frozenset[int]] | None = None,
+) -> ShardReader:
+    """The validated rows of `spec` kept by the task, in this host's share of `units`."""
+    return ShardReader(
+        spec.name,
+        sources.shard_units(units, process_index, process_count, sources.MIN_UNITS_PER_HOST),
+        validate=functools.partial(
+            validate_row, teacher=spec.teacher, unknown_prefix_collection=spec.unknown_prefix_collection
+        ),
+        keep=lambda row: spec.keeps(row.collection),
+        seed=seed,
+        shuffle=shuffle,
+        num_epochs=num_epochs,
+        batch_rows=batch_rows,
+        duplicates=duplicates,
+    )
+
+
+def _orca_streams(
+    spec: registry.TaskSpec | registry.MixtureSpec,
+    split: str,
+    sequence_length: int,
+    options: Mapping[str, Any],
+    *,
+    seed: int,
+    shuffle: bool,
+    num_epochs: int | None,
+    process_index: int,
+    process_count: int,
+) -> TaskStreams:
+    """The example streams of a registered Orca task or mixture (plain Python, no TensorFlow)."""
+    where = data_locations()
     if isinstance(spec, registry.TaskSpec):
-        return [spec], [1.0]
-    rates = spec.rates(split)
-    return [registry.get_task(t) for t in spec.tasks], [rates[t] for t in spec.tasks]
+        specs, rates = [spec], [1.0]
+    else:
+        table = mixture_rates(spec, split, where=where)
+        specs, rates = [registry.get_task(t) for t in spec.tasks], [table[t] for t in spec.tasks]
+    files = {s.name: s.files(split, where) for s in specs}  # Fails early, naming a pattern without files.
+    tokenizer_paths = sorted({s.tokenizer_path(where) for s in specs})
+    if len(tokenizer_paths) != 1:
+        raise ValueError(f"{spec.name!r} mixes tasks with different tokenizers: {tokenizer_paths}")
+    tokenizer = load_tokenizer(tokenizer_paths[0])
+    preprocess = ExamplePreprocessor(
+        tokenizer,
+        sequence_length,
+        template=options["template"],
+        min_prompt_tokens=options["min_prompt_tokens"],
+        num_threads=options["tokenizer_threads"],
+    )
+    streams = []
+    duplicates_cache: dict[tuple[sources.Unit, ...], dict] = {}
+    files_without_rows: set[str] = set()
+    for s in specs:
+        units = sources.list_units(
+            files[s.name], options["jsonl_block_bytes"], min_jsonl_units=sources.MIN_UNITS_PER_HOST * process_count
+        )
+        files_without_rows.update(set(files[s.name]) - {u.path for u in units})
+        key = tuple(units)
+        if key not in duplicates_cache:  # Tasks of one mixture usually read the same files: scan once.
+            duplicates_cache[key] = sources.duplicate_rows(units)
+        reader = task_reader(s, units, process_index=process_index, process_count=process_count, seed=seed,
+                             shuffle=shuffle, num_epochs=num_epochs, batch_rows=options["read_batch_rows"],
+                             duplicates=duplicates_cache[key])
+        streams.append(
+            TaskExampleStream(reader, preprocess.batch, window_size=options["shuffle_window"], shuffle=shuffle, seed=seed)
+        )
+    settings = {"template": preprocess.template_name, "omit_empty_system": preprocess.omit_empty_system}
+    return TaskStreams(streams, rates, tokenizer, tokenizer.pad_id, tuple(sorted(files_without_rows)), settings)
 
 
 @gin.configurable
@@ -313,10 +461,11 @@ def make_batch_iterator(
     process_count: int | None = None,
     **packing_kwargs: Any,
 ) -> BatchIterator:
-    """This host's packed batches of a registered Orca task or mixture.
+    """This host's packed batches of a registered task or mixture.
 
     Args:
-      mixture_or_task_name: a name registered by `tasks` (e.g. 'orca_stage1_flan5m_chatgpt').
+      mixture_or_task_name: a name in orca_jax.data.registry (e.g. 'orca_stage1_flan5m_chatgpt',
+        registered by `import tasks`), else a SeqIO task or mixture (see seqio_adapter).
       sequence_length: L, tokens per row.
       batch_size: GLOBAL rows per step; each host yields batch_size // process_count.
       split: data split ('train'; demo tasks also have 'validation').
@@ -354,50 +503,23 @@ def make_batch_iterator(
     if num_epochs is not None and num_epochs < 1:
         raise ValueError(f"num_epochs must be None or >= 1, got {num_epochs}")
 
-    specs, rates = _resolve(mixture_or_task_name, split)
-    files = {spec.name: spec.files(split) for spec in specs}  # Fails early, naming a pattern without files.
-    tokenizer_paths = sorted({s.tokenizer_path() for s in specs})
-    if len(tokenizer_paths) != 1:
-        raise ValueError(f"{mixture_or_task_name!r} mixes tasks with different tokenizers: {tokenizer_paths}")
-    tokenizer = load_tokenizer(tokenizer_paths[0])
-    preprocess = ExamplePreprocessor(
-        tokenizer,
-        sequence_length,
-        template=options["template"],
-        min_prompt_tokens=options["min_prompt_tokens"],
-        num_threads=options["tokenizer_threads"],
-    )
     host_seed = derive_int_seed(seed, "host", process_index)
-    streams = []
-    duplicates_cache: dict[tuple[sources.Unit, ...], dict] = {}
-    files_without_rows: set[str] = set()
-    for spec in specs:
-        units = sources.list_units(
-            files[spec.name], options["jsonl_block_bytes"], min_jsonl_units=sources.MIN_UNITS_PER_HOST * process_count
+    common = dict(seed=host_seed, shuffle=shuffle, num_epochs=num_epochs, process_index=process_index,
+                  process_count=process_count)
+    spec = registry.get_mixture_or_task(mixture_or_task_name)
+    if spec is not None:
+        tasks = _orca_streams(spec, split, sequence_length, options, **common)
+    elif sys.modules.get("seqio") is not None:  # Only a module that imported SeqIO can have registered a SeqIO task.
+        from orca_jax.data import seqio_adapter
+
+        tasks = seqio_adapter.task_streams(mixture_or_task_name, split, sequence_length, options, **common)
+    else:
+        raise ValueError(
+            f"unknown task or mixture {mixture_or_task_name!r}: not in orca_jax.data.registry (Orca tasks: "
+            f"`import tasks` in the gin file) nor registered with SeqIO. Tasks: {registry.task_names()}; "
+            f"mixtures: {registry.mixture_names()}"
         )
-        files_without_rows.update(set(files[spec.name]) - {u.path for u in units})
-        key = tuple(units)
-        if key not in duplicates_cache:  # Tasks of one mixture usually read the same files: scan once.
-            duplicates_cache[key] = sources.duplicate_rows(units)
-        reader = ShardReader(
-            spec.name,
-            sources.shard_units(units, process_index, process_count, sources.MIN_UNITS_PER_HOST),
-            validate=functools.partial(
-                validate_row, teacher=spec.teacher, unknown_prefix_collection=spec.unknown_prefix_collection
-            ),
-            keep=lambda row, spec=spec: spec.keeps(row.collection),
-            seed=host_seed,
-            shuffle=shuffle,
-            num_epochs=num_epochs,
-            batch_rows=options["read_batch_rows"],
-            duplicates=duplicates_cache[key],
-        )
-        streams.append(
-            TaskExampleStream(
-                reader, preprocess.batch, window_size=options["shuffle_window"], shuffle=shuffle, seed=host_seed
-            )
-        )
-    mixture = MixtureStream(streams, rates, seed=host_seed)
+    mixture = MixtureStream(tasks.streams, tasks.rates, seed=host_seed)
     packed = PackedStream(
         mixture,
         sequence_length,
@@ -416,17 +538,14 @@ def make_batch_iterator(
         "host_batch_size": batch_size // process_count,
         "process_index": process_index,
         "process_count": process_count,
-        "rates": dict(zip([s.name for s in specs], rates)),
+        "rates": dict(zip([s.name for s in tasks.streams], tasks.rates)),
         **{k: v for k, v in options.items() if k not in _NOT_IN_STATE},
-        "template": preprocess.template_name,
-        "omit_empty_system": preprocess.omit_empty_system,
+        **tasks.settings,
     }
     return BatchIterator(
-        _BatchMaker(
-            packed, mixture, batch_size // process_count, sequence_length, tokenizer.pad_id, tuple(sorted(files_without_rows))
-        ),
+        _BatchMaker(packed, mixture, batch_size // process_count, sequence_length, tasks.pad_id, tasks.files_without_rows),
         prefetch=options["prefetch"],
-        tokenizer=tokenizer,
+        tokenizer=tasks.tokenizer,
         host_batch_size=batch_size // process_count,
         sequence_length=sequence_length,
         config=config,

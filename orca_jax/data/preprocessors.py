@@ -139,7 +139,7 @@ def build_example(
     response_ids: list[int] | np.ndarray,
     *,
     bos_id: int | None,
-    eos_id: int,
+    eos_id: int | None,
     sequence_length: int,
     min_prompt_tokens: int = 16,
     keep_head: int = 0,
@@ -149,12 +149,14 @@ def build_example(
 
     Args:
       bos_id: the BOS id, or None for a tokenizer that prepends nothing (SmolLM2, Qwen2).
+      eos_id: the EOS id appended to the response, or None when `response_ids` already end as they should.
       keep_head, keep_tail: leading and trailing prompt tokens never cut (the chat
         header); tokens are cut from the start of the part between them.
 
     Returns None when the example must be dropped ('response_too_long').
     """
-    response_full = np.concatenate([np.asarray(response_ids, np.int32), np.asarray([eos_id], np.int32)])
+    suffix = [] if eos_id is None else [eos_id]
+    response_full = np.concatenate([np.asarray(response_ids, np.int32), np.asarray(suffix, np.int32)])
     prompt = np.asarray(prompt_ids, np.int32)
     kept = truncation_lengths(
         len(prompt), len(response_full), sequence_length, min_prompt_tokens=min_prompt_tokens, protected=keep_head + keep_tail
@@ -182,7 +184,7 @@ def prompt_pieces(template: prompts.ChatTemplate, system: str, question: str, om
 
 @dataclasses.dataclass
 class ExamplePreprocessor:
-    """OrcaRow -> TokenizedExample, or a drop reason; the plain-Python twin of the SeqIO task.
+    """OrcaRow -> TokenizedExample, or a drop reason (the one implementation; the SeqIO face calls it too).
 
     Attributes:
       tokenizer: the SentencePiece tokenizer.
@@ -214,6 +216,10 @@ class ExamplePreprocessor:
     def omit_empty_system(self) -> bool:
         return self._omit_empty_system
 
+    def render_prompt(self, system: str, question: str) -> str:
+        """The prompt text of (system message, question) under this preprocessor's template."""
+        return self._template.render(system, question, omit_empty_system=self._omit_empty_system)
+
     def __call__(self, row: OrcaRow) -> TokenizedExample | str:
         return self.batch([row])[0]
 
@@ -221,9 +227,7 @@ class ExamplePreprocessor:
         """Preprocess several rows at once (one batched SentencePiece call per side)."""
         if not rows:
             return []
-        prompt_texts = [
-            self._template.render(r.system_prompt, r.question, omit_empty_system=self._omit_empty_system) for r in rows
-        ]
+        prompt_texts = [self.render_prompt(r.system_prompt, r.question) for r in rows]
         target_texts = [prompts.render_target(r.response) for r in rows]
         prompt_ids = self.tokenizer.encode_batch(prompt_texts, self.num_threads)
         target_ids = self.tokenizer.encode_batch(target_texts, self.num_threads)

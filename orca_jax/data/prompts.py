@@ -105,8 +105,8 @@ def render_prompt(system: str, user: str, *, template: str = DEFAULT_TEMPLATE, o
 def prompt_settings(template: str | None = None, omit_empty_system: bool | None = None) -> tuple[str, bool]:
     """The (template, omit_empty_system) that `render_prompt` uses under the current gin config.
 
-    Arguments given here win; unset ones come from `render_prompt`'s gin bindings.
-    TF-side code (SeqIO preprocessors) uses this to render exactly as `render_prompt`.
+    Arguments given here win; unset ones come from `render_prompt`'s gin bindings
+    (preprocessors.ExamplePreprocessor resolves them once, then renders with ChatTemplate.render).
     """
     if template is None:
         template = _gin_value("render_prompt.template", DEFAULT_TEMPLATE)

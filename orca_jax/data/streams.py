@@ -245,8 +245,8 @@ class TaskExampleStream:
     """Shuffled, tokenized examples of one task: reads a window, shuffles it, preprocesses it in one go.
 
     Args:
-      reader: the task's ShardReader.
-      preprocess: batch of OrcaRows -> a TokenizedExample or drop reason per row.
+      reader: the task's ShardReader (or a reader with its interface: seqio_adapter.SeqIOReader).
+      preprocess: batch of rows (OrcaRows from a ShardReader) -> a TokenizedExample or drop reason per row.
       window_size: rows per shuffle window (memory: window_size rows of text).
       shuffle: shuffle inside windows (seeded by (seed, name, window number)).
       seed: base seed.
@@ -298,7 +298,7 @@ class TaskExampleStream:
         self._window: list[TokenizedExample] = []
         self._window_index, self._pos = int(state["window"]), 0
         if self._window_start is None:  # Nothing read yet: start from the reader's beginning.
-            self._reader.set_state(ShardReader.INITIAL_STATE)
+            self._reader.set_state(self._reader.INITIAL_STATE)
             return
         self._reader.set_state(self._window_start)
         self._fill(self._window_index)

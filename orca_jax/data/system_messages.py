@@ -2,7 +2,7 @@
 
 Ids are the paper's, 1-indexed; id 1 is the empty system message. The typos ("User will
 you give you", "so user don’t need") are the paper's and are kept: teachers were sent them
-verbatim. Source: ../shared/orca_facts.md sections 1a and 1b (Figure 6 mapping).
+verbatim. Source: docs/orca_facts.md#1-system-messages (1a list, 1b Figure 6 mapping).
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ import numpy as np
 
 from orca_jax import partitioning
 from orca_jax.models import Llama, LlamaConfig
+from orca_jax.training.train_state import abstract_boxed_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,7 +224,7 @@ class Decoder:
         # kernel; so do scoring and the no-cache decoder, whose short prompt buckets fused kernels
         # (splash: lengths divisible by 128) reject.
         if unroll_layers and config.scan_layers:
-            from orca_jax.convert.checkpoint import scan_layout
+            from orca_jax.training.checkpoints import scan_layout
 
             params, config = scan_layout(params, False), config.replace(scan_layers=False)
         self.config = config.replace(remat_policy="none", attention_impl="xla")
@@ -233,7 +234,8 @@ class Decoder:
         self.use_cache, self.min_prompt_bucket = use_cache, min_prompt_bucket
         if mesh is not None:
             partitioning.check_batch_divisible(batch_size, mesh, self.rules)
-            params = jax.device_put(params, param_shardings(config, mesh, self.rules))
+            shardings = partitioning.params_shardings(abstract_boxed_params(config), mesh, self.rules)
+            params = jax.device_put(params, shardings)
         self.params = params
 
     # -- helpers ------------------------------------------------------------------------
@@ -337,10 +339,3 @@ def _to_host(x: jax.Array) -> np.ndarray:
 def _jitted(fn, config: LlamaConfig, static: tuple) -> Any:
     """One jitted function per (function, model, static arguments), shared by all Decoders."""
     return jax.jit(functools.partial(fn, config=config, **dict(static)))
-
-
-def param_shardings(config: LlamaConfig, mesh: jax.sharding.Mesh, rules: partitioning.Rules) -> Any:
-    """NamedShardings of the (unboxed) parameter tree, as the trainer lays parameters out."""
-    model = Llama(config.replace(attention_impl="xla"))  # params do not depend on the kernel
-    abstract = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 1), jnp.int32)))
-    return partitioning.params_shardings(abstract, mesh, rules)["params"]

@@ -31,12 +31,12 @@ BBH_TASKS: tuple[str, ...] = (
     "temporal_sequences", "tracking_shuffled_objects_five_objects",
     "tracking_shuffled_objects_seven_objects", "tracking_shuffled_objects_three_objects",
     "web_of_lies", "word_sorting")
-# Left out of the paper's 23-task / 5,511-example BBH aggregate (orca_facts.md section 4a).
+# Left out of the paper's 23-task / 5,511-example BBH aggregate (docs/orca_facts.md#4a-bbh-and-agieval-sets).
 BBH_FREE_FORM_TASKS: tuple[str, ...] = (
     "dyck_languages", "multistep_arithmetic_two", "object_counting", "word_sorting")
 BBH_PAPER_TASKS: tuple[str, ...] = tuple(t for t in BBH_TASKS if t not in BBH_FREE_FORM_TASKS)
 
-# The paper's AGIEval set: the English multiple-choice tasks (orca_facts.md section 5b).
+# The paper's AGIEval set: the English multiple-choice tasks (docs/orca_facts.md#4a-bbh-and-agieval-sets).
 AGIEVAL_ENGLISH_MC_TASKS: tuple[str, ...] = (
     "aqua-rat", "logiqa-en", "lsat-ar", "lsat-lr", "lsat-rc", "sat-math", "sat-en",
     "sat-en-without-passage")

@@ -1,4 +1,4 @@
-"""Scores reported in the Orca paper, from /work/shared/orca_facts.md sections 5a and 5b.
+"""Scores reported in the Orca paper, from docs/orca_facts.md#5-reported-scores (5a, 5b).
 
 `verified=False` marks cells that the fact sheet calls UNVERIFIED (recalled, and checked
 only by arithmetic). results.md shows those cells with a dagger. The paper's per-task BBH
@@ -23,7 +23,7 @@ def _row(orca, chatgpt, gpt4, vicuna, verified=(False, False, False, False)):
     return {m: PaperScore(v, ok) for m, v, ok in zip(PAPER_MODELS, (orca, chatgpt, gpt4, vicuna), verified)}
 
 
-# orca_facts.md 5b: every per-task cell is UNVERIFIED except SAT-Math for Orca-13B and ChatGPT.
+# docs/orca_facts.md#5b-agieval-per-task: every per-task cell is UNVERIFIED except SAT-Math for Orca-13B and ChatGPT.
 AGIEVAL_TASKS: dict[str, tuple[str, dict[str, PaperScore]]] = {
     "aqua-rat": ("AQuA-RAT", _row(27.9, 31.9, 40.6, 20.1)),
     "logiqa-en": ("LogiQA", _row(35.2, 35.0, 49.3, 29.8)),
@@ -34,7 +34,7 @@ AGIEVAL_TASKS: dict[str, tuple[str, dict[str, PaperScore]]] = {
     "sat-en": ("SAT-English", _row(76.7, 81.1, 88.8, 44.2)),
     "sat-en-without-passage": ("SAT-English (w/o passage)", _row(38.8, 44.2, 51.0, 26.2)),
 }
-# orca_facts.md 5a: Orca-13B, ChatGPT, Vicuna-13B [S2]; GPT-4 62.0 UNVERIFIED.
+# docs/orca_facts.md#5a-aggregates: Orca-13B, ChatGPT, Vicuna-13B [S2]; GPT-4 62.0 UNVERIFIED.
 AGIEVAL_AVERAGE = _row(41.7, 47.2, 62.0, 29.3, verified=(True, True, False, True))
-# orca_facts.md 5a: all four [S2] (23 tasks, 5,511 examples).
+# docs/orca_facts.md#5a-aggregates: all four [S2] (23 tasks, 5,511 examples).
 BBH_AVERAGE = _row(49.7, 48.9, 67.4, 23.3, verified=(True, True, True, True))

@@ -72,7 +72,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         lines.append("- **subset run**: scores are over the first examples of each task only, "
                      "not comparable with the paper")
     lines += ["", "Accuracy in percent. Paper columns: Orca (Mukherjee et al. 2023) as compiled in "
-              "`orca_facts.md` §5a/§5b; † = recalled, not verified against the paper's text.", ""]
+              "`docs/orca_facts.md` §5a/§5b; † = recalled, not verified against the paper's text.", ""]
 
     rows = []
     agieval = benchmarks.get("agieval")

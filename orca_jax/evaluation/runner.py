@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from orca_jax import partitioning
-from orca_jax.evaluation import download, loaders, prompts, report, scoring
+from orca_jax.evaluation import download, loaders, report, scoring, zero_shot_prompts
 from orca_jax.data.tokenizer import load_tokenizer, prefix_ids
 from orca_jax.evaluation.decoding import Decoder, Sampling, round_up
 from orca_jax.evaluation.decoding import Generation
@@ -194,9 +194,9 @@ def _run_task(examples: list[loaders.Example], decoder: Decoder, tokenizer, *, t
               system_message_id: int, metric: str, max_new_tokens: int, sampling: Sampling,
               choice_format: str, omit_empty_system: bool | None = None) -> tuple[dict, list[dict], int]:
     """Evaluate one task; returns (summary, prediction rows, truncated prompt count)."""
-    texts = [prompts.render(e, template, system_message_id, omit_empty_system) for e in examples]
+    texts = [zero_shot_prompts.render(e, template, system_message_id, omit_empty_system) for e in examples]
     ids = [prefix_ids(tokenizer) + tokenizer.encode(t) for t in texts]  # BOS only if the tokenizer has one
-    stops = prompts.stop_strings(template)
+    stops = zero_shot_prompts.stop_strings(template)
     rows = [{"benchmark": e.benchmark, "task": e.task, "index": e.index, "answer_type": e.answer_type,
              "prompt": t, "prompt_tokens": len(i), "target": e.target} for e, t, i in zip(examples, texts, ids)]
     scored: list[scoring.Scored] = []
@@ -274,18 +274,18 @@ def resolve_chat_template(template: str | None, card: Mapping[str, Any] | None) 
     recorded = (card or {}).get("chat_template") or {}
     omit = recorded.get("omit_empty_system")
     if template is not None:
-        prompts.resolve_template(template)  # validates the name
+        zero_shot_prompts.resolve_template(template)  # validates the name
         if recorded and recorded["name"] != template:
             log.warning("note: template=%s overrides the checkpoint's chat template %s (model card in %s)",
                         template, recorded["name"], card["directory"])
         return template, omit
     if recorded:
-        gin_default = prompts.resolve_template(None)
+        gin_default = zero_shot_prompts.resolve_template(None)
         if gin_default != recorded["name"]:
             log.info("chat template %s from the model card (render_prompt's gin binding says %s)",
                      recorded["name"], gin_default)
         return recorded["name"], omit
-    return prompts.resolve_template(None), omit
+    return zero_shot_prompts.resolve_template(None), omit
 
 
 @gin.configurable(module="orca_jax.evaluation.runner")
@@ -403,8 +403,8 @@ def evaluate(checkpoint: str, output_dir: str, *,
                                            max_new_tokens=budget, sampling=sampling, choice_format=choice_format,
                                            omit_empty_system=omit_empty_system)
             summary.update(answer_type=examples[0].answer_type, max_new_tokens=budget,
-                           prompt=prompts.prompt_description(examples[0], template, system_message_id,
-                                                             omit_empty_system))
+                           prompt=zero_shot_prompts.prompt_description(examples[0], template, system_message_id,
+                                                                       omit_empty_system))
             summaries[task] = summary
             predictions.extend(rows)
             num_truncated += cut

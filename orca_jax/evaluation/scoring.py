@@ -2,7 +2,7 @@
 
 Accuracies are fractions in [0, 1] in results.json and percentages in results.md. An
 aggregate's `accuracy` is the unweighted mean over its tasks, the paper's "average" (the
-Orca AGIEval average in orca_facts.md 5b is the plain mean of its 8 task scores);
+Orca AGIEval average in docs/orca_facts.md#5b-agieval-per-task is the plain mean of its 8 task scores);
 `micro_accuracy` pools all examples.
 """
 

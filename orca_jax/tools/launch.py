@@ -75,7 +75,7 @@ import sys
 from typing import Callable, Sequence
 
 from orca_jax.tools import gcs, topologies
-from orca_jax.tools.runner import CommandError, DryRunRunner, Runner, SubprocessRunner
+from orca_jax.tools.side_effects import CommandError, DryRunRunner, Runner, SubprocessRunner
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REMOTE_DIR = "~/orca-jax"  # checkout on each worker

@@ -61,7 +61,7 @@ from typing import Any, Sequence
 
 from orca_jax.tools import gcs, hyper, topologies
 from orca_jax.tools import launch as launch_lib
-from orca_jax.tools.runner import CommandError, DryRunRunner, Runner
+from orca_jax.tools.side_effects import CommandError, DryRunRunner, Runner
 
 SUMMARY_MAX_CHARS = 60
 

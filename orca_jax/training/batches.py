@@ -6,7 +6,7 @@ and the tiny CPU run); any other name is a SeqIO task or mixture served by
 `orca_jax.data.pipeline.make_batch_iterator`, imported only then (it brings TensorFlow).
 
 Both yield the host's share `[batch_size // process_count, length]` of the batch contract
-(DESIGN.md): int32 numpy arrays `decoder_input_tokens`, `decoder_target_tokens`,
+(docs/design.md#the-batch-contract): int32 numpy arrays `decoder_input_tokens`, `decoder_target_tokens`,
 `decoder_loss_weights`, `decoder_segment_ids`, `decoder_positions`.
 """
 

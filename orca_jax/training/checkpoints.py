@@ -1,27 +1,35 @@
-"""Checkpoints: orbax CheckpointManager for stage runs, and params loading for everyone else.
+"""Checkpoints on disk: the one module that saves and loads them (trainer, converter, evaluation).
 
-A stage run directory (local path or gs://) holds:
+Layouts (local paths or gs://):
 
-    <stage_dir>/model_config.json        LlamaConfig fields (dataclasses.asdict)
+    <stage_dir>/model_config.json                  LlamaConfig fields (dataclasses.asdict)
+    <stage_dir>/model_card.json                    tokenizer, chat template (model_card.py)
     <stage_dir>/checkpoints/<step>/params          unboxed params dict (orbax PyTree)
     <stage_dir>/checkpoints/<step>/train_state     {"step", "opt_state", "rng"}
     <stage_dir>/checkpoints/<step>/data_iterator   JSON: every host's iterator position
-    <stage_dir>/DONE                      written once the final checkpoint is complete
+    <stage_dir>/DONE                               written once the final checkpoint is complete
 
-A converted Hugging Face checkpoint (orca_jax.convert) has the same `params` item:
-`<dir>/params` + `<dir>/model_config.json`. So `<dir>/params` is what `load_params` reads
-for a converted dir or a step dir, and the latest complete step's for a stage run dir.
+    <converted_dir>/params             the same params item (`python -m orca_jax.convert import_hf`)
+    <converted_dir>/model_config.json  as above
+    <converted_dir>/model_card.json    as above; the tokenizer files sit beside it
+    <converted_dir>/hf_config.json     the source config.json, reused by export for token ids
+
+`load_params` takes any of them: a stage dir (its latest complete step), a step dir, a
+converted dir, or a bare params item. The model config is read from `model_config.json` of
+the directory or, for a step dir, of its stage dir; a field LlamaConfig lacks is an error.
 
 This module registers no gin configurables, so it can be imported after gin is locked
-(the evaluation runner does). Saves are asynchronous (the device-to-host copy blocks, the write does not). orbax writes a
-step into a temporary directory and renames it when complete, so a process killed during a
-save leaves no step behind; leftover temporary directories are ignored and cleaned up.
+(the evaluation runner does). Saves are asynchronous (the device-to-host copy blocks, the
+write does not). orbax writes a step into a temporary directory and renames it when
+complete, so a process killed during a save leaves the previous step as the latest;
+leftover temporary directories are ignored and cleaned up.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any
 
 import flax.linen as nn
@@ -34,11 +42,18 @@ from jax.sharding import Mesh, SingleDeviceSharding
 
 from orca_jax import partitioning
 from orca_jax.models import LlamaConfig
-from orca_jax.training.train_state import TrainState, abstract_boxed_params, params_shardings
+from orca_jax.training import model_card
+from orca_jax.training.train_state import TrainState, abstract_boxed_params
 
+PARAMS_ITEM = "params"
 MODEL_CONFIG_FILE = "model_config.json"
+HF_CONFIG_FILE = "hf_config.json"
 DONE_FILE = "DONE"
 CHECKPOINTS_DIR = "checkpoints"
+
+
+class ShapeMismatchError(ValueError):
+    """Params whose tree or shapes differ from what a model config expects (names the tensors)."""
 
 
 class Checkpointer:
@@ -106,7 +121,12 @@ def _allgather_json(obj: Any) -> list[Any]:
     return [json.loads(bytes(gathered[i, :n])) for i, n in enumerate(lengths)]
 
 
-# -- run-directory files ---------------------------------------------------------------------
+# -- directory files -------------------------------------------------------------------------
+
+def _abs(path: str) -> epath.Path:
+    """Orbax wants absolute local paths; gs:// and other URLs are left alone."""
+    return epath.Path(path if "://" in path else os.path.abspath(path))
+
 
 def save_model_config(directory: str, config: LlamaConfig) -> None:
     """Write `<directory>/model_config.json` (primary host only)."""
@@ -114,6 +134,20 @@ def save_model_config(directory: str, config: LlamaConfig) -> None:
         path = epath.Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         (path / MODEL_CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=2))
+
+
+def save_converted(out_dir: str, params: dict, config: LlamaConfig, card: dict[str, Any], *,
+                   hf_config: dict | None = None, overwrite: bool = False) -> None:
+    """Write a converted checkpoint: `params` (unboxed dict), its config, its model card and the
+    source `hf_config` (layout in the module doc; single process)."""
+    out = _abs(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(out / PARAMS_ITEM, params, force=overwrite)
+    save_model_config(str(out), config)
+    model_card.save_card(str(out), card)
+    if hf_config is not None:
+        (out / HF_CONFIG_FILE).write_text(json.dumps(hf_config, indent=2))
 
 
 def is_done(stage_dir: str) -> bool:
@@ -128,59 +162,111 @@ def mark_done(stage_dir: str, step: int) -> None:
         multihost_utils.sync_global_devices(f"done:{stage_dir}")
 
 
-# -- loading params (evaluation, INIT_FROM, stage two) ---------------------------------------
-
 def find_params_dir(checkpoint: str) -> epath.Path:
-    """`<checkpoint>/params` (converted or step dir), else the latest complete step's params."""
-    path = epath.Path(checkpoint)
-    if (path / "params").exists():
-        return path / "params"
+    """`<checkpoint>/params` (converted or step dir), the latest complete step's params (stage
+    dir), or `checkpoint` itself when it is a params item."""
+    path = _abs(checkpoint)
+    if (path / PARAMS_ITEM).exists():
+        return path / PARAMS_ITEM
     if (path / CHECKPOINTS_DIR).exists():
         # The step listing itself (a read-only CheckpointManager logs three warnings).
         latest = ocp.step.latest_step_metadata(path / CHECKPOINTS_DIR, ocp.step.standard_name_format())
         if latest is not None:
-            return path / CHECKPOINTS_DIR / str(latest.step) / "params"
+            return path / CHECKPOINTS_DIR / str(latest.step) / PARAMS_ITEM
+    if (path / "_METADATA").exists():  # an orbax PyTree item
+        return path
     raise FileNotFoundError(
-        f"no checkpoint at {checkpoint!r}: expected <dir>/params (a converted or step directory) or "
-        f"<dir>/{CHECKPOINTS_DIR}/<step>/params (a stage run directory with a complete step)")
+        f"no checkpoint at {checkpoint!r}: expected <dir>/params (a converted or step directory), "
+        f"<dir>/{CHECKPOINTS_DIR}/<step>/params (a stage run directory with a complete step) or an orbax item")
 
 
 def load_model_config(checkpoint: str) -> LlamaConfig | None:
-    """The LlamaConfig recorded with `checkpoint` (run, step or converted dir), or None."""
-    path = epath.Path(checkpoint)
-    for candidate in (path, path.parent.parent):  # run/converted dir, or <run>/checkpoints/<step>
+    """The LlamaConfig recorded with `checkpoint` (stage, step or converted dir), or None.
+
+    Raises ValueError naming the file and the fields when the file has fields LlamaConfig lacks.
+    """
+    path = _abs(checkpoint)
+    for candidate in (path, path.parent.parent):  # stage/converted dir, or <stage>/checkpoints/<step>
         file = candidate / MODEL_CONFIG_FILE
         if file.exists():
             fields = json.loads(file.read_text())
-            known = {f.name for f in dataclasses.fields(LlamaConfig)}
-            return LlamaConfig(**{k: v for k, v in fields.items() if k in known})
+            unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(LlamaConfig)})
+            if unknown:
+                raise ValueError(f"{file} has fields LlamaConfig lacks: {unknown} (written by a newer orca_jax?)")
+            return LlamaConfig(**fields)
     return None
+
+
+def load_hf_config(checkpoint: str) -> dict | None:
+    """The source Hugging Face config.json saved by the import, if any."""
+    path = _abs(checkpoint) / HF_CONFIG_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# -- params: shapes, layout, loading -----------------------------------------------------------
+
+def param_shapes(config: LlamaConfig) -> Any:
+    """The unboxed param tree of `Llama(config)` as jax.ShapeDtypeStruct (nothing allocated)."""
+    return nn.unbox(abstract_boxed_params(config))
+
+
+def compare_shapes(got: Any, want: Any, got_what: str = "checkpoint", want_what: str = "config") -> None:
+    """Raise ShapeMismatchError naming the tensors missing, unexpected or shaped differently in `got`."""
+    def flat(tree):
+        leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))[0]
+        return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape) for path, leaf in leaves}
+
+    got_flat, want_flat = flat(got), flat(want)
+    missing = sorted(set(want_flat) - set(got_flat))
+    unexpected = sorted(set(got_flat) - set(want_flat))
+    if missing or unexpected:
+        raise ShapeMismatchError(f"{got_what} does not have the {want_what}'s params: missing {missing[:8]}, "
+                                 f"unexpected {unexpected[:8]} (scanned vs unrolled layout?)")
+    for path, shape in want_flat.items():
+        if got_flat[path] != shape:
+            raise ShapeMismatchError(f"tensor {path}: {got_what} shape {got_flat[path]} != {want_what} shape {shape}")
+
+
+def check_param_shapes(params: Any, config: LlamaConfig, what: str = "params") -> None:
+    """Raise ShapeMismatchError (naming the tensor and both shapes) unless `params` fit `config`."""
+    compare_shapes(params, param_shapes(config), what, "config")
+
+
+def scan_layout(params: dict, scan_layers: bool) -> dict:
+    """`params` in the scanned (`layers/block`, stacked) or unrolled (`layers_{i}`) layout."""
+    if scan_layers and "layers" not in params:
+        n = sum(1 for k in params if k.startswith("layers_"))
+        blocks = [params[f"layers_{i}"] for i in range(n)]
+        stacked = jax.tree.map(lambda *xs: (jax.numpy if isinstance(xs[0], jax.Array) else np).stack(xs), *blocks)
+        rest = {k: v for k, v in params.items() if not k.startswith("layers_")}
+        return {**rest, "layers": {"block": stacked}}
+    if not scan_layers and "layers" in params:
+        block = params["layers"]["block"]
+        n = jax.tree.leaves(block)[0].shape[0]
+        rest = {k: v for k, v in params.items() if k != "layers"}
+        return {**rest, **{f"layers_{i}": jax.tree.map(lambda x, i=i: x[i], block) for i in range(n)}}
+    return params
 
 
 SHAPE_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "num_kv_heads", "dims_per_head", "d_ff")
 
 
 def check_same_shapes(expected: LlamaConfig, recorded: LlamaConfig | None, checkpoint: str) -> None:
-    """Raise naming the fields where a checkpoint's recorded model differs in shape."""
+    """Raise ShapeMismatchError naming the fields where a checkpoint's recorded model differs in shape."""
     if recorded is None:
         return
     diff = {f: (getattr(recorded, f), getattr(expected, f)) for f in SHAPE_FIELDS
             if getattr(recorded, f) != getattr(expected, f)}
     if diff:
-        raise ValueError(f"checkpoint {checkpoint!r} holds a different model: "
-                         + ", ".join(f"{k}={a} (checkpoint) vs {b} (config)" for k, (a, b) in diff.items()))
+        raise ShapeMismatchError(f"checkpoint {checkpoint!r} holds a different model: "
+                                 + ", ".join(f"{k}={a} (checkpoint) vs {b} (config)" for k, (a, b) in diff.items()))
 
 
-def _check_tree(metadata: Any, abstract: Any, where: str) -> None:
-    """Raise naming the params missing from, extra in, or shaped differently in the checkpoint."""
-    saved = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_flatten_with_path(metadata)[0]}
-    wanted = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_flatten_with_path(abstract)[0]}
-    problems = [f"missing {k}" for k in sorted(wanted.keys() - saved.keys())]
-    problems += [f"unexpected {k}" for k in sorted(saved.keys() - wanted.keys())]
-    problems += [f"{k}: shape {saved[k]} in checkpoint, {wanted[k]} expected"
-                 for k in sorted(wanted.keys() & saved.keys()) if saved[k] != wanted[k]]
-    if problems:
-        raise ValueError(f"params at {where} do not match the model: " + "; ".join(problems[:10]))
+def _stored_shapes(params_dir: epath.Path) -> Any:
+    """The stored param tree's metadata (shapes, dtypes; no array is read)."""
+    # The handler's metadata: the Checkpointer's would look for step metadata in the item
+    # directory of a managed step and log "Metadata file does not exist".
+    return ocp.StandardCheckpointHandler().metadata(params_dir).tree
 
 
 def load_params(checkpoint: str, config: LlamaConfig | None = None, mesh: Mesh | None = None,
@@ -188,36 +274,34 @@ def load_params(checkpoint: str, config: LlamaConfig | None = None, mesh: Mesh |
     """The unboxed params dict of `checkpoint`, placed with `mesh`'s shardings.
 
     Args:
-      checkpoint: a stage run dir (its latest complete step), a step dir
-        (`<run>/checkpoints/<step>`), or a converted dir (`<dir>/params` + model_config.json).
+      checkpoint: a stage run dir (its latest complete step), a step dir, a converted dir
+        or a params item (see the module doc).
       config: the model the params are for; default: the config recorded with the checkpoint.
-        Params are cast to its param_dtype (fp32 master weights by default).
+        Params are cast to its param_dtype (fp32 master weights by default). Shapes are
+        checked before anything is read (ShapeMismatchError names the tensor).
       mesh: shard the params over this mesh with `rules` (default rules if None); without a
         mesh they go to the default device.
     """
     params_dir = find_params_dir(checkpoint)
-    # The handler's metadata: the Checkpointer's would look for step metadata in the item
-    # directory of a managed step and log "Metadata file does not exist".
-    metadata = ocp.StandardCheckpointHandler().metadata(params_dir).tree
     recorded = load_model_config(checkpoint)
     if config is not None:
         check_same_shapes(config, recorded, checkpoint)
     config = config or recorded
-    if config is None and mesh is not None:
-        raise ValueError(f"checkpoint {checkpoint!r} records no model config: pass `config` to shard it")
     if config is None:
-        device = SingleDeviceSharding(jax.devices()[0])
-        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata)
-    else:
-        abstract = _abstract_params(config, mesh, rules)
-        _check_tree(metadata, abstract, str(params_dir))
-    return ocp.StandardCheckpointer().restore(params_dir, abstract)
-
-
-def _abstract_params(config: LlamaConfig, mesh: Mesh | None, rules: partitioning.Rules | None) -> Any:
-    shapes = nn.unbox(abstract_boxed_params(config))
+        raise ValueError(f"checkpoint {checkpoint!r} records no model config ({MODEL_CONFIG_FILE}): pass `config`")
+    shapes = param_shapes(config)
+    compare_shapes(_stored_shapes(params_dir), shapes, f"checkpoint {params_dir}", "model")
     if mesh is None:
         shardings = jax.tree.map(lambda _: SingleDeviceSharding(jax.devices()[0]), shapes)
     else:
-        shardings = params_shardings(config, mesh, rules if rules is not None else partitioning.logical_axis_rules())
-    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
+        rules = rules if rules is not None else partitioning.logical_axis_rules()
+        shardings = partitioning.params_shardings(abstract_boxed_params(config), mesh, rules)
+    abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
+    with ocp.StandardCheckpointer() as ckptr:
+        return ckptr.restore(params_dir, abstract)
+
+
+def load_host_params(checkpoint: str) -> dict:
+    """The params of `checkpoint` as stored (dtype, layout) in host numpy arrays: for export."""
+    with ocp.StandardCheckpointer() as ckptr:
+        return ckptr.restore(find_params_dir(checkpoint))

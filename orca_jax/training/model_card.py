@@ -1,7 +1,7 @@
-"""The model card: what a checkpoint needs to be used as it was trained, written beside it.
+"""The model card: what a checkpoint needs to be used as it was trained, written beside every one.
 
-`<dir>/model_card.json` (a stage run directory, written by the trainer; a converted
-directory, written by `python -m orca_jax.convert import_hf`)::
+`<dir>/model_card.json` sits in a stage run directory (written by the trainer), a converted
+directory (`python -m orca_jax.convert import_hf`) and a Hugging Face export (`export_hf`)::
 
     {"format": 1,
      "created_by": "orca_jax.train",
@@ -11,9 +11,11 @@ directory, written by `python -m orca_jax.convert import_hf`)::
      "chat_template": {"name": "chatml", "omit_empty_system": true,
                        "empty_system_example": "<|im_start|>user\\n{user}<|im_end|>\\n<|im_start|>assistant\\n"}}
 
-A relative tokenizer path is relative to the card's directory ("." for a converted
-directory that holds the tokenizer files). `python -m orca_jax.evaluate` reads the card:
-the tokenizer and chat template come from it unless given. No TensorFlow, no gin.
+A relative tokenizer path is relative to the card's directory ("." for a converted or exported
+directory that holds the tokenizer files). Readers: `python -m orca_jax.evaluate` (tokenizer
+and chat template, unless given), `import_hf` (chat template of an exported directory) and
+`export_hf` (tokenizer and chat template). No TensorFlow, no gin: this module is imported by
+orca_jax.training.checkpoints, which must import after gin is locked.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from typing import Any
 import jax
 from etils import epath
 
-from orca_jax.data import prompts
 from orca_jax.models import LlamaConfig
 
 MODEL_CARD_FILE = "model_card.json"
@@ -35,6 +36,8 @@ CARD_FORMAT = 1
 
 def template_record(name: str, omit_empty_system: bool) -> dict[str, Any]:
     """The card's chat_template entry: its name and how an empty system message renders."""
+    from orca_jax.data import prompts  # registers gin configurables: not at import time
+
     example = prompts.get_template(name).render("", "{user}", omit_empty_system=omit_empty_system)
     return {"name": name, "omit_empty_system": bool(omit_empty_system), "empty_system_example": example}
 
@@ -46,15 +49,15 @@ def tokenizer_record(tokenizer: Any, path: str) -> dict[str, Any]:
 
 
 def build_card(config: LlamaConfig, *, tokenizer: Any = None, tokenizer_path: str | None = None,
-               template: str | None = None, omit_empty_system: bool = True,
-               created_by: str = "orca_jax.train") -> dict[str, Any]:
-    """A model card dict; `tokenizer`/`template` None record that the run had none (synthetic data)."""
+               chat_template: dict[str, Any] | None = None, created_by: str = "orca_jax.train") -> dict[str, Any]:
+    """A model card dict; `tokenizer`/`chat_template` (a template_record) None record that there was none
+    (synthetic data)."""
     return {
         "format": CARD_FORMAT,
         "created_by": created_by,
         "model_config": dataclasses.asdict(config),
         "tokenizer": None if tokenizer is None else tokenizer_record(tokenizer, tokenizer_path or tokenizer.path),
-        "chat_template": None if template is None else template_record(template, omit_empty_system),
+        "chat_template": chat_template,
     }
 
 
@@ -64,8 +67,9 @@ def card_from_iterator(config: LlamaConfig, iterator: Any) -> dict[str, Any]:
     settings = iterator.state_dict().get("config", {}) if tokenizer is not None else {}
     path = None if tokenizer is None else tokenizer.path
     path = path if path is None or "://" in path else os.path.abspath(path)
-    return build_card(config, tokenizer=tokenizer, tokenizer_path=path, template=settings.get("template"),
-                      omit_empty_system=settings.get("omit_empty_system", True))
+    template = settings.get("template")
+    chat_template = None if template is None else template_record(template, settings.get("omit_empty_system", True))
+    return build_card(config, tokenizer=tokenizer, tokenizer_path=path, chat_template=chat_template)
 
 
 def save_card(directory: str, card: dict[str, Any]) -> None:
@@ -114,16 +118,16 @@ def card_tokenizer_path(card: dict[str, Any]) -> str | None:
     return os.path.normpath(os.path.join(card["directory"], path))
 
 
-def copy_tokenizer(source_dir: str, out_dir: str) -> Any:
-    """Copy the tokenizer files of a Hugging Face directory into `out_dir`; the loaded tokenizer, or None
-    when `source_dir` holds no tokenizer."""
+def copy_tokenizer(source: str, out_dir: str) -> Any:
+    """Copy the tokenizer at `source` (a tokenizer file, or a directory such as a Hugging Face model's)
+    into `out_dir`; the loaded tokenizer, or None when `source` is a directory without one."""
     from orca_jax.data.tokenizer import load_tokenizer, tokenizer_kind
 
     try:
-        tokenizer_kind(source_dir)
+        tokenizer_kind(source)
     except ValueError:
         return None
-    tokenizer = load_tokenizer(source_dir)
+    tokenizer = load_tokenizer(source)
     out = epath.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, content in tokenizer.files.items():
@@ -131,11 +135,11 @@ def copy_tokenizer(source_dir: str, out_dir: str) -> Any:
     return tokenizer
 
 
-def write_converted_card(hf_dir: str, out_dir: str, config: LlamaConfig, template: str,
-                         omit_empty_system: bool = True) -> dict[str, Any]:
-    """Copy `hf_dir`'s tokenizer into the converted `out_dir` and write its model card (tokenizer path ".")."""
-    tokenizer = copy_tokenizer(hf_dir, out_dir)
-    card = build_card(config, tokenizer=tokenizer, tokenizer_path=".", template=template,
-                      omit_empty_system=omit_empty_system, created_by="orca_jax.convert import_hf")
-    save_card(out_dir, card)
-    return card
+def copied_card(tokenizer_source: str | None, out_dir: str, config: LlamaConfig,
+                chat_template: dict[str, Any] | None, created_by: str) -> dict[str, Any]:
+    """The card of a directory made from another (HF import, HF export): the tokenizer at
+    `tokenizer_source` (a tokenizer file or directory; None: none) is copied into `out_dir`
+    and recorded there as "."."""
+    tokenizer = None if tokenizer_source is None else copy_tokenizer(tokenizer_source, out_dir)
+    return build_card(config, tokenizer=tokenizer, tokenizer_path=".", chat_template=chat_template,
+                      created_by=created_by)

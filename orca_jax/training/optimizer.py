@@ -1,7 +1,7 @@
 """AdamW with warmup then decay and global-norm clipping (optax), gin-configurable.
 
 Orca's paper does not state its learning rate, batch size, schedule or optimizer
-(orca_facts.md section 3a). The defaults are the instruction-tuning recipe of LLaMA-13B
+(docs/orca_facts.md#3a-orca-hyperparameters). The defaults are the instruction-tuning recipe of LLaMA-13B
 students of that time (Alpaca/Vicuna/FastChat): AdamW, peak lr 2e-5, linear warmup over 3%
 of the steps, cosine decay to 0, no weight decay, clipping at global norm 1.0; b2 = 0.95 as
 in LLaMA's own training (steadier than 0.999 in bf16). All are gin-settable.

@@ -58,11 +58,6 @@ def init_params(config: LlamaConfig, rng: jax.Array) -> Any:
     return nn.unbox(_init_model(config).init(rng, _dummy_tokens(config))["params"])
 
 
-def params_shardings(config: LlamaConfig, mesh: Mesh, rules: partitioning.Rules) -> Any:
-    """NamedShardings of the params tree (raises if a dimension does not divide the mesh)."""
-    return partitioning.params_shardings(abstract_boxed_params(config), mesh, rules)
-
-
 def new_state(params: Any, optimizer: Optimizer, rng: jax.Array) -> TrainState:
     """Step 0 with fresh optimizer state (zeroed moments) around `params`."""
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
@@ -72,7 +67,7 @@ def new_state(params: Any, optimizer: Optimizer, rng: jax.Array) -> TrainState:
 def state_shardings(config: LlamaConfig, optimizer: Optimizer, mesh: Mesh,
                     rules: partitioning.Rules) -> TrainState:
     """A TrainState of NamedShardings: params by logical axes, optimizer state alike."""
-    param_sh = params_shardings(config, mesh, rules)
+    param_sh = partitioning.params_shardings(abstract_boxed_params(config), mesh, rules)
     abstract_params = nn.unbox(abstract_boxed_params(config))
     abstract_opt = jax.eval_shape(optimizer.tx.init, abstract_params)
     replicated = partitioning.replicated(mesh)

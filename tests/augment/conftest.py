@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orca_jax.augment.fake_teacher import FakeTeacher, FakeTeacherConfig, FaultConfig
-from orca_jax.augment.synthetic_flan import write_synthetic_flan
-from orca_jax.augment.teacher import TeacherConfig
+from orca_jax.augment.teacher.client import TeacherConfig
+from orca_jax.testing.fake_teacher import FakeTeacher, FakeTeacherConfig, FaultConfig
+from orca_jax.testing.synthetic_flan import write_synthetic_flan
 
 API_KEY = "sk-test-Zq8vL2nXw4Rt7YpK"
 API_KEY_ENV = "ORCA_TEST_TEACHER_KEY"

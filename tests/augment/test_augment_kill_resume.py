@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from orca_jax.augment.fake_teacher import FaultConfig, expected_digest
-from orca_jax.augment.jsonl_store import iter_rows
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.manifest import iter_entries
-from orca_jax.augment.sampling import SamplingSpec, sample_manifest
-from orca_jax.augment.synthetic_flan import write_synthetic_flan
+from orca_jax.augment.sampling.sample import SamplingSpec, sample_manifest
+from orca_jax.augment.store.durable import iter_rows
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.manifest import iter_entries
+from orca_jax.testing.fake_teacher import FaultConfig, expected_digest
+from orca_jax.testing.synthetic_flan import write_synthetic_flan
 
 pytestmark = pytest.mark.multiprocess
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from orca_jax.augment.progress import Progress
+from orca_jax.augment.teacher.progress import Progress
 
 
 class _Clock:

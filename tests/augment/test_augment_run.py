@@ -11,18 +11,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from orca_jax.augment.cli import main
-from orca_jax.augment.fake_teacher import BAD_REQUEST_MARKER, CONTENT_FILTER_MARKER, FLAKY_MARKER, LENGTH_MARKER, FaultConfig, expected_digest
-from orca_jax.augment.finalize import IncompleteOutput, finalize
-from orca_jax.augment.jsonl_store import iter_rows
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.manifest import iter_entries
-from orca_jax.augment.redaction import Secret
-from orca_jax.augment.report import build_report
-from orca_jax.augment.run_config import TeacherMismatch
-from orca_jax.augment.runner import RunOptions, run_augmentation
-from orca_jax.augment.sampling import SamplingSpec, sample_manifest
-from orca_jax.augment.schema import KEPT_APART_FIELDS, ROW_FIELDS, ROW_SCHEMA
-from orca_jax.augment.synthetic_flan import write_synthetic_flan
+from orca_jax.augment.run import RunOptions, run_augmentation
+from orca_jax.augment.sampling.sample import SamplingSpec, sample_manifest
+from orca_jax.augment.store.durable import iter_rows
+from orca_jax.augment.store.finalize import IncompleteOutput, finalize
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.manifest import iter_entries
+from orca_jax.augment.store.output_report import build_report
+from orca_jax.augment.store.run_config import TeacherMismatch
+from orca_jax.augment.store.schema import KEPT_APART_FIELDS, ROW_FIELDS, ROW_SCHEMA
+from orca_jax.augment.teacher.redaction import Secret
+from orca_jax.testing.fake_teacher import BAD_REQUEST_MARKER, CONTENT_FILTER_MARKER, FLAKY_MARKER, LENGTH_MARKER, FaultConfig, expected_digest
+from orca_jax.testing.synthetic_flan import write_synthetic_flan
 
 MARKERS = {LENGTH_MARKER: 12, CONTENT_FILTER_MARKER: 12, BAD_REQUEST_MARKER: 8}
 OPTIONS = RunOptions(flush_interval_s=0.05, shard_rows=120, use_tqdm=False)

@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orca_jax.augment.flan_input import build_index
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.manifest import ManifestError, has_manifest, iter_entries, load_meta, write_subset
-from orca_jax.augment.multiple_choice import is_multiple_choice
-from orca_jax.augment.quotas import FLAN5M_QUOTAS, resolve_quotas, subset_size
-from orca_jax.augment.sampling import SamplingSpec, sample_manifest
-from orca_jax.augment.schema import parse_id
-from orca_jax.augment.stratified import stratified_counts, stratified_sample
-from orca_jax.augment.synthetic_flan import SKIPPED_ROWS, write_synthetic_flan
+from orca_jax.augment.sampling.flan_input import build_index
+from orca_jax.augment.sampling.message_choice import is_multiple_choice
+from orca_jax.augment.sampling.quotas import FLAN5M_QUOTAS, resolve_quotas, stratified_counts, stratified_sample, subset_size
+from orca_jax.augment.sampling.sample import SamplingSpec, sample_manifest
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.manifest import ManifestError, has_manifest, iter_entries, load_meta, write_subset
+from orca_jax.augment.store.schema import parse_id
 from orca_jax.data.system_messages import ALLOWED_SYSTEM_MESSAGE_IDS, SYSTEM_MESSAGES, allowed_system_message_ids
+from orca_jax.testing.synthetic_flan import SKIPPED_ROWS, write_synthetic_flan
 
 
 def test_paper_quotas_table():

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orca_jax.augment.fake_teacher import BAD_REQUEST_MARKER, LENGTH_MARKER, FaultConfig
-from orca_jax.augment.redaction import RedactingFilter, Secret, describe_exception, format_exception_scrubbed, scrub
-from orca_jax.augment.synthetic_flan import write_synthetic_flan
-from orca_jax.augment.teacher import TeacherClient, TeacherConfig
+from orca_jax.augment.teacher.client import TeacherClient, TeacherConfig
+from orca_jax.augment.teacher.redaction import RedactingFilter, Secret, describe_exception, format_exception_scrubbed, scrub
+from orca_jax.testing.fake_teacher import BAD_REQUEST_MARKER, LENGTH_MARKER, FaultConfig
+from orca_jax.testing.synthetic_flan import write_synthetic_flan
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from orca_jax.augment.jsonl_store import AppendOnlyJsonl, encode_line, iter_ids, iter_rows, quarantine_path, repair_jsonl
-from orca_jax.augment.layout import OutputLayout, OutputLocked
-from orca_jax.augment.manifest import load_meta
-from orca_jax.augment.sampling import SamplingSpec, sample_manifest
-from orca_jax.augment.state import repair_outputs, scan_outputs
+from orca_jax.augment.sampling.sample import SamplingSpec, sample_manifest
+from orca_jax.augment.store.durable import AppendOnlyJsonl, encode_line, iter_ids, iter_rows, quarantine_path, repair_jsonl
+from orca_jax.augment.store.layout import OutputLayout, OutputLocked
+from orca_jax.augment.store.manifest import load_meta
+from orca_jax.augment.store.state import repair_outputs, scan_outputs
 
 
 def _rows(n: int, start: int = 0) -> list[bytes]:

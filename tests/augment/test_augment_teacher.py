@@ -10,12 +10,11 @@ import time
 
 import pytest
 
-from orca_jax.augment.backoff import BackoffPolicy, parse_retry_after
-from orca_jax.augment.completion import MalformedResponse, parse_chat_completion
-from orca_jax.augment.fake_teacher import BAD_REQUEST_MARKER, CONTENT_FILTER_MARKER, FLAKY_MARKER, LENGTH_MARKER, FaultConfig, expected_digest
-from orca_jax.augment.rate_limit import TokenBucket
-from orca_jax.augment.redaction import Secret
-from orca_jax.augment.teacher import Failure, FatalTeacherError, MissingApiKey, TeacherClient, load_api_key
+from orca_jax.augment.teacher.client import Failure, FatalTeacherError, MissingApiKey, TeacherClient, load_api_key
+from orca_jax.augment.teacher.completion import MalformedResponse, parse_chat_completion
+from orca_jax.augment.teacher.pacing import BackoffPolicy, TokenBucket, parse_retry_after
+from orca_jax.augment.teacher.redaction import Secret
+from orca_jax.testing.fake_teacher import BAD_REQUEST_MARKER, CONTENT_FILTER_MARKER, FLAKY_MARKER, LENGTH_MARKER, FaultConfig, expected_digest
 
 SYSTEM = "You are an AI assistant that helps people find information."
 
@@ -150,7 +149,7 @@ def test_parse_refusals_and_azure_filter_errors():
     for broken in (b"not json", b"[]", b'{"choices": []}', b'{"choices": [{"text": "x"}]}'):
         with pytest.raises(MalformedResponse):
             parse_chat_completion(broken)
-    from orca_jax.augment.completion import is_content_filter_error
+    from orca_jax.augment.teacher.completion import is_content_filter_error
 
     assert is_content_filter_error(b'{"error": {"code": "content_filter", "message": "blocked"}}')
     assert not is_content_filter_error(b'{"error": {"code": "context_length_exceeded"}}')

@@ -16,20 +16,18 @@ pytest.importorskip("transformers")
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from orca_jax.convert import (  # noqa: E402
-    ShapeMismatchError,
-    UnsupportedConfigError,
-    export_hf,
-    import_hf,
-    llama_config_from_hf,
-    load_converted,
-    load_params,
-    param_shapes,
-    scan_layout,
-)
+from orca_jax.convert import UnsupportedConfigError, export_hf, import_hf, llama_config_from_hf  # noqa: E402
 from orca_jax.convert.__main__ import main  # noqa: E402
 from orca_jax.convert.parity import hf_logits, hf_parity, orca_logits, random_hf_llama  # noqa: E402
 from orca_jax.convert.safetensors_io import INDEX_FILE, HFCheckpointReader  # noqa: E402
+from orca_jax.training import model_card  # noqa: E402
+from orca_jax.training.checkpoints import (  # noqa: E402
+    ShapeMismatchError,
+    load_host_params,
+    load_model_config,
+    load_params,
+    scan_layout,
+)
 
 pytestmark = pytest.mark.torch
 
@@ -203,30 +201,40 @@ def test_config_mapping_reads_transformers_4_and_5_rope_fields():
 def test_cli_import_save_load_and_export(gqa_model, tmp_path):
     _, hf_dir, tokens, want = gqa_model
     out, hf_out = str(tmp_path / "converted"), str(tmp_path / "hf_out")
-    assert main(["import_hf", f"--hf_dir={hf_dir}", f"--out_dir={out}", "--no-scan_layers", "--add_pad_rows=1"]) == 0
+    assert main(["import_hf", f"--hf_dir={hf_dir}", f"--out_dir={out}", "--no-scan_layers", "--add_pad_rows=1",
+                 "--template=instruct"]) == 0
     assert sorted(os.listdir(out)) == ["hf_config.json", "model_card.json", "model_config.json", "params"]
 
-    params, config = load_converted(out)
+    params, config = load_host_params(out), load_model_config(out)
     assert not config.scan_layers and config.vocab_size == GQA["vocab_size"] + 1
+    assert isinstance(params["embed"], np.ndarray)
     np.testing.assert_allclose(orca_logits(params, config, tokens)[..., :-1], want, atol=TOL)
-    # Restoring into a target (the trainer's INIT_FROM path): shapes are checked first.
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), param_shapes(config))
-    restored = load_params(out, target=target)
+    # The trainer's INIT_FROM path: placed on a device, shapes checked against the model first.
+    restored = load_params(out, config)
     assert isinstance(restored["embed"], jax.Array)
     np.testing.assert_array_equal(restored["layers_1"]["mlp"]["down_proj"], params["layers_1"]["mlp"]["down_proj"])
-    with pytest.raises(ShapeMismatchError, match=r"tensor embed: .*\(98, 32\).*\(99, 32\)"):
-        load_params(out, target=param_shapes(config.replace(vocab_size=99)))
+    with pytest.raises(ShapeMismatchError, match=r"vocab_size=98 \(checkpoint\) vs 99 \(config\)"):
+        load_params(out, config.replace(vocab_size=99))
 
-    # Export from a trainer-style step dir: <run>/checkpoints/<step>/params, <run>/model_config.json.
+    # Export from a trainer-style step dir: <run>/checkpoints/<step>/params, <run>/model_config.json and
+    # model_card.json; the export gets a model card with the run's chat template.
     step_dir = tmp_path / "run" / "checkpoints" / "7"
     shutil.copytree(os.path.join(out, "params"), step_dir / "params")
-    shutil.copy(os.path.join(out, "model_config.json"), tmp_path / "run")
+    for name in ("model_config.json", "model_card.json"):
+        shutil.copy(os.path.join(out, name), tmp_path / "run")
     assert main(["export_hf", f"--checkpoint={step_dir}", f"--out_dir={hf_out}", f"--vocab_size={GQA['vocab_size']}",
                  "--max_shard_size=20KB"]) == 0
     assert os.path.exists(os.path.join(hf_out, INDEX_FILE))
     reloaded = transformers.LlamaForCausalLM.from_pretrained(hf_out, attn_implementation="eager").eval()
     np.testing.assert_allclose(hf_logits(reloaded, tokens), want, atol=TOL)
+    card = model_card.load_card(hf_out)
+    assert card["created_by"] == "orca_jax.convert export_hf" and card["chat_template"]["name"] == "instruct"
+    assert card["model_config"]["vocab_size"] == GQA["vocab_size"] and card["tokenizer"] is None
+
+    # Re-importing our export keeps its chat template without a --template flag.
+    again = str(tmp_path / "again")
+    assert main(["import_hf", f"--hf_dir={hf_out}", f"--out_dir={again}"]) == 0
+    assert model_card.load_card(again)["chat_template"] == card["chat_template"]
 
 
 def test_converter_does_not_import_torch_or_transformers():

@@ -1,4 +1,4 @@
-"""SeqIO registration: names, the TF path agrees with the Python path, preprocessors, rates, data location."""
+"""The Orca tasks: registration, their SeqIO face (same examples as the Python path), rates, data location."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ seqio = pytest.importorskip("seqio")
 import tensorflow as tf  # noqa: E402
 from orca_data_testlib import make_rows  # noqa: E402
 
-import tasks  # noqa: E402
-from orca_jax.data import prompts, registry, sources  # noqa: E402
+import tasks  # noqa: E402, F401
+from orca_jax.data import pipeline, registry, sources  # noqa: E402
 from orca_jax.demo import files as demo_files  # noqa: E402
 from orca_jax.data.pipeline import make_batch_iterator  # noqa: E402
 from orca_jax.data.preprocessors import ExamplePreprocessor  # noqa: E402
 from orca_jax.data.rows import validate_row  # noqa: E402
-from tasks import seqio_glue  # noqa: E402
+from tasks import seqio_face  # noqa: E402
 
 pytestmark = pytest.mark.seqio
 
@@ -28,7 +28,6 @@ DEMO = ["orca_demo_stage1_assistant", "orca_demo_stage2_expert", "orca_demo_answ
 
 
 def test_import_tasks_registers_everything():
-    assert tasks.SEQIO_AVAILABLE
     for name in REAL_TASKS + DEMO:
         assert isinstance(seqio.get_mixture_or_task(name), seqio.Task), name
         assert isinstance(registry.get_mixture_or_task(name), registry.TaskSpec)
@@ -60,42 +59,28 @@ def test_seqio_task_matches_the_python_pipeline(demo_tokenizer):
         assert len(ex["inputs"]) == want.prompt_length
 
 
-@pytest.mark.parametrize("template", ["chatml", "instruct"])
-@pytest.mark.parametrize("system", ["", " ", "You are an AI assistant."])
-def test_render_chat_prompt_preprocessor_matches_python(template, system):
-    ds = tf.data.Dataset.from_tensors({"system_prompt": system, "question": "Q?\nline", "response": "A."})
-    out = next(seqio_glue.render_chat_prompt(ds, template=template).as_numpy_iterator())
-    assert out["inputs"].decode() == prompts.render_prompt(system, "Q?\nline", template=template)
-    assert out["targets"].decode() == "A."
-
-
-def test_render_chat_prompt_follows_gin():
-    ds = tf.data.Dataset.from_tensors({"system_prompt": "", "question": "Q", "response": "A"})
+def test_seqio_face_renders_with_the_gin_template():
+    task = seqio.get_mixture_or_task("orca_demo_answer_only")
     try:
         gin.parse_config("render_prompt.template = 'instruct'\nrender_prompt.omit_empty_system = False")
-        out = next(seqio_glue.render_chat_prompt(ds).as_numpy_iterator())
+        ex = next(task.get_dataset(sequence_length=None, split="validation", shuffle=False).as_numpy_iterator())
     finally:
         gin.clear_config()
-    assert out["inputs"].decode() == "### System:\n\n\n### User:\nQ\n\n### Assistant:\n"
-
-
-def test_prepend_bos_preprocessor():
-    features = seqio_glue.output_features(demo_files.DEMO_TOKENIZER_PATH)
-    ds = tf.data.Dataset.from_tensors({"inputs": tf.constant([5, 6], tf.int32), "targets": tf.constant([7], tf.int32)})
-    out = next(seqio_glue.prepend_bos(ds, features).as_numpy_iterator())
-    assert out["inputs"].tolist() == [1, 5, 6] and out["targets"].tolist() == [7]
+    assert ex["inputs_pretokenized"].decode().startswith("### System:\n")
+    vocab = task.output_features["inputs"].vocabulary
+    assert vocab.decode(ex["inputs"].tolist()) == ex["inputs_pretokenized"].decode()
 
 
 def test_mixing_rates_paper_or_num_examples():
     mixture = registry.get_mixture_or_task("orca_demo_stage1_mixture")
-    paper = mixture.rates()
+    paper = pipeline.mixture_rates(mixture)
     assert paper == {
         "orca_demo_assistant_cot": 150_000.0,
         "orca_demo_assistant_niv2": 440_000.0,
         "orca_demo_assistant_t0": 2_000_000.0,
         "orca_demo_assistant_flan2021": 2_500_000.0,
     }
-    counts = mixture.rates(mode="num_examples")
+    counts = pipeline.mixture_rates(mixture, mode="num_examples")
     assert sum(counts.values()) == 6000
     assert counts["orca_demo_assistant_niv2"] == 1000  # One family plays NIV2.
     try:
@@ -136,20 +121,19 @@ def test_real_tasks_read_from_the_data_dir(fake_openorca):
     }
     assert stats["rows_other_collection"] == 3 * 80  # Each sub-collection task skips the others' rows.
     cot = seqio.get_mixture_or_task("orca_chatgpt_cot")
-    assert cot.num_input_examples("train") == 20
     ids = [ex["id"].decode() for ex in cot.get_dataset(None, "train", shuffle=False).as_numpy_iterator()]
     assert len(ids) == 20 and all(i.startswith("cot.") for i in ids)
 
 
-def test_data_dir_from_gin_macro_and_patterns_from_gin(fake_openorca, tmp_path_factory):
+def test_data_dir_and_patterns_from_gin(fake_openorca, tmp_path_factory):
     other = tmp_path_factory.mktemp("elsewhere")
     sources.write_rows(str(other / "gpt4.jsonl"), make_rows(8, 500))
     try:
         gin.parse_config(
-            f"ORCA_DATA_DIR = '{other}'\norca_tokenizer_path.path = '{demo_files.DEMO_TOKENIZER_PATH}'\n"
+            f"orca_data_dir.path = '{other}'\norca_tokenizer_path.path = '{demo_files.DEMO_TOKENIZER_PATH}'\n"
             "orca_teacher_patterns.gpt4 = ['{data_dir}/gpt4.jsonl']"
         )
-        assert registry.orca_data_dir() == str(other)
+        assert pipeline.data_locations().expand("{data_dir}/x") == f"{other}/x"
         it = make_batch_iterator("orca_gpt4_t0", 128, 2, num_epochs=1, process_index=0, process_count=1)
         list(it)
         assert it.stats()["examples_packed"] == 2
@@ -163,7 +147,7 @@ def test_missing_data_dir_is_a_clear_error(monkeypatch):
         make_batch_iterator("orca_gpt4_cot", 128, 2, process_index=0, process_count=1)
 
 
-def test_lazy_vocabulary_resolves_its_path_on_use(fake_openorca):
-    vocab = seqio_glue.LazySentencePieceVocabulary("{tokenizer}")
-    assert vocab.sentencepiece_model_file == str(fake_openorca / "tokenizer.model")
-    assert vocab.vocab_size == 1000 and vocab.bos_id == 1
+def test_vocabulary_resolves_its_path_on_use(fake_openorca):
+    vocab = seqio_face.TokenizerVocabulary("{tokenizer}")
+    assert vocab.tokenizer.path == str(fake_openorca / "tokenizer.model")
+    assert vocab.vocab_size == 1001 and vocab.bos_id == 1 and vocab.pad_id == 1000

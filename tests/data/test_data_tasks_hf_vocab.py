@@ -14,7 +14,7 @@ from orca_jax.data import registry  # noqa: E402
 from orca_jax.data.preprocessors import ExamplePreprocessor  # noqa: E402
 from orca_jax.data.rows import validate_row  # noqa: E402
 from orca_jax.data.tokenizer import load_tokenizer  # noqa: E402
-from tasks import seqio_glue  # noqa: E402
+from tasks import seqio_face  # noqa: E402
 
 pytestmark = pytest.mark.seqio
 
@@ -47,7 +47,7 @@ def test_seqio_task_with_hf_tokenizer_matches_python(tmp_path, bos):
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = registry.TaskSpec(f"test_hf_vocab_{bos}", {"train": (str(data),)}, "gpt-4", str(tok_dir))
-    task = seqio_glue.register_task(spec)
+    task = seqio_face.register_task(spec)
     try:
         vocab = task.output_features["inputs"].vocabulary
         tokenizer = load_tokenizer(str(tok_dir))

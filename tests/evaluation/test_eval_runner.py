@@ -68,7 +68,7 @@ def test_outputs_are_scored_from_the_generated_text(tmp_path, bbh_fixture_dir, t
         outs = [tokenizer.encode(examples[tuple(p)]) for p in prompts]
         return decoding.Generation(outs, [True] * len(prompts), [0] * len(prompts))
 
-    real_render = runner.prompts.render
+    real_render = runner.zero_shot_prompts.render
 
     def render(example, template, system_message_id=1, omit_empty_system=None):
         text = real_render(example, template, system_message_id, omit_empty_system)
@@ -76,7 +76,7 @@ def test_outputs_are_scored_from_the_generated_text(tmp_path, bbh_fixture_dir, t
         return text
 
     monkeypatch.setattr(decoding.Decoder, "generate", fake_generate)
-    monkeypatch.setattr(runner.prompts, "render", render)
+    monkeypatch.setattr(runner.zero_shot_prompts, "render", render)
     results = runner.evaluate("random", str(tmp_path), model_config=TINY, tokenizer=tokenizer,
                               bbh_dir=bbh_fixture_dir, benchmarks=["bbh"], mesh_shape=None)
     tasks = results["benchmarks"]["bbh"]["tasks"]

@@ -71,7 +71,7 @@ def test_aggregate_is_the_mean_over_tasks():
 
 
 def test_paper_average_matches_its_tasks():
-    """The per-task paper cells reproduce the verified averages (orca_facts.md 5b)."""
+    """The per-task paper cells reproduce the verified averages (docs/orca_facts.md#5b-agieval-per-task)."""
     for model in ("Orca-13B", "ChatGPT", "Vicuna-13B"):
         mean = sum(row[model].value for _, row in paper_scores.AGIEVAL_TASKS.values()) / 8
         assert round(mean, 1) == paper_scores.AGIEVAL_AVERAGE[model].value

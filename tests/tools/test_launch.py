@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from orca_jax.tools import launch
-from orca_jax.tools.runner import CommandResult, DryRunRunner
+from orca_jax.tools.side_effects import CommandResult, DryRunRunner
 
 REPO = launch.REPO_ROOT
 BASE = [

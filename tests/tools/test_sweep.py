@@ -8,7 +8,7 @@ import types
 import pytest
 
 from orca_jax.tools import hyper, launch, sweep
-from orca_jax.tools.runner import DryRunRunner
+from orca_jax.tools.side_effects import DryRunRunner
 
 REPO = launch.REPO_ROOT
 LR_BATCH = os.path.join(REPO, "sweeps", "lr_batch.py")

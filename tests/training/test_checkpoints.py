@@ -1,5 +1,6 @@
 """load_params / load_model_config on the three layouts, and the Checkpointer round trip."""
 
+import json
 import subprocess
 import sys
 
@@ -7,12 +8,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from orca_jax import partitioning
 from orca_jax.models import get_preset
-from orca_jax.training import checkpoints, train_state as ts
+from orca_jax.training import checkpoints, model_card, train_state as ts
 from orca_jax.training.optimizer import make_optimizer
 
 from trainer_testlib import REPO, subprocess_env
@@ -29,18 +29,17 @@ def params():
 
 
 def save_converted(directory, params, config=CONFIG):
-    """The layout orca_jax.convert writes: <dir>/params + <dir>/model_config.json."""
-    with ocp.StandardCheckpointer() as saver:
-        saver.save(directory / "params", params)
-    checkpoints.save_model_config(str(directory), config)
+    """The layout orca_jax.convert writes: <dir>/params, model_config.json, model_card.json."""
+    checkpoints.save_converted(str(directory), params, config, model_card.build_card(config, created_by="test"))
 
 
 def test_converted_dir_loads_sharded_and_cast_to_fp32(tmp_path, params):
     bf16 = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
     save_converted(tmp_path, bf16)
+    assert model_card.load_card(str(tmp_path))["created_by"] == "test"
     mesh = partitioning.make_mesh((1, 4, 2))
     loaded = checkpoints.load_params(str(tmp_path), CONFIG, mesh)
-    expected = ts.params_shardings(CONFIG, mesh, partitioning.logical_axis_rules())
+    expected = partitioning.params_shardings(ts.abstract_boxed_params(CONFIG), mesh, partitioning.logical_axis_rules())
     for got, want, sharding in zip(jax.tree.leaves(loaded), jax.tree.leaves(bf16), jax.tree.leaves(expected)):
         assert got.dtype == jnp.float32 and got.sharding == sharding
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want, np.float32))
@@ -57,6 +56,21 @@ def test_wrong_model_or_missing_checkpoint_fail_clearly(tmp_path, params):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         checkpoints.load_params(str(tmp_path / "nowhere"))
     assert checkpoints.load_model_config(str(tmp_path / "nowhere")) is None
+    assert not CONFIG.tie_word_embeddings
+    with pytest.raises(checkpoints.ShapeMismatchError, match=r"unexpected \['lm_head/kernel'\]"):
+        checkpoints.load_params(str(tmp_path), CONFIG.replace(tie_word_embeddings=True))
+
+
+def test_unknown_model_config_field_names_the_field_and_file(tmp_path, params):
+    save_converted(tmp_path, params)
+    file = tmp_path / checkpoints.MODEL_CONFIG_FILE
+    file.write_text(json.dumps({**json.loads(file.read_text()), "moe_experts": 8}))
+    step_dir = tmp_path / "checkpoints" / "3"  # found from a step dir too
+    for where in (tmp_path, step_dir):
+        with pytest.raises(ValueError, match=rf"{file}.* lacks: \['moe_experts'\]"):
+            checkpoints.load_model_config(str(where))
+    with pytest.raises(ValueError, match="moe_experts"):
+        checkpoints.load_params(str(tmp_path))
 
 
 def test_run_dir_step_dir_and_restore(tmp_path, params):

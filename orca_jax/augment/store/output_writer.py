@@ -14,13 +14,13 @@ import asyncio
 import datetime as _dt
 from dataclasses import dataclass
 
-from orca_jax.augment.completion import Completion
-from orca_jax.augment.jsonl_store import AppendOnlyJsonl, encode_line
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.manifest import ManifestEntry
-from orca_jax.augment.redaction import redact_secrets
-from orca_jax.augment.schema import make_row
-from orca_jax.augment.teacher import Failure
+from orca_jax.augment.store.durable import AppendOnlyJsonl, encode_line
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.manifest import ManifestEntry
+from orca_jax.augment.store.schema import make_row
+from orca_jax.augment.teacher.client import Failure
+from orca_jax.augment.teacher.completion import Completion
+from orca_jax.augment.teacher.redaction import redact_secrets
 
 
 @dataclass

@@ -2,11 +2,11 @@
 
 One producer streams the manifest and queues every query that is neither done nor (unless
 retrying failures) failed; `concurrency` workers send them to the teacher; a flusher
-group-commits results every `flush_interval_s` (output_writer.py) and updates progress.
+group-commits results every `flush_interval_s` (store/output_writer.py) and updates progress.
 The folder is locked for the run, and every output line is parsed in full first: torn
-lines from a killed run and lines damaged anywhere are quarantined (state.py), so any
+lines from a killed run and lines damaged anywhere are quarantined (store/state.py), so any
 number of crashes and restarts end with exactly one result per query. An endpoint that
-refuses every connection stops the run at once (teacher.py's circuit breaker).
+refuses every connection stops the run at once (teacher/client.py's circuit breaker).
 
 SIGINT/SIGTERM stop the run cleanly: requests in flight are abandoned (they will be
 asked again), everything finished is flushed, and the run returns `interrupted`.
@@ -24,14 +24,14 @@ from dataclasses import asdict, dataclass
 
 import httpx
 
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.manifest import ManifestEntry, load_meta
-from orca_jax.augment.output_writer import FlushCounts, OutputWriter
-from orca_jax.augment.progress import Progress
-from orca_jax.augment.redaction import Secret, scrub
-from orca_jax.augment.run_config import next_recorded_run_index, record_run
-from orca_jax.augment.state import OutputState, repair_outputs, scan_outputs
-from orca_jax.augment.teacher import FatalTeacherError, TeacherClient, TeacherConfig
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.manifest import ManifestEntry, load_meta
+from orca_jax.augment.store.output_writer import FlushCounts, OutputWriter
+from orca_jax.augment.store.run_config import next_recorded_run_index, record_run
+from orca_jax.augment.store.state import OutputState, repair_outputs, scan_outputs
+from orca_jax.augment.teacher.client import FatalTeacherError, TeacherClient, TeacherConfig
+from orca_jax.augment.teacher.progress import Progress
+from orca_jax.augment.teacher.redaction import Secret, scrub
 
 log = logging.getLogger(__name__)
 

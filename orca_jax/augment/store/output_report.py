@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from orca_jax.augment.atomic import atomic_write_json
-from orca_jax.augment.jsonl_store import iter_rows
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.manifest import load_meta
-from orca_jax.augment.schema import parse_id
+from orca_jax.augment.store.durable import atomic_write_json, iter_rows
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.manifest import load_meta
+from orca_jax.augment.store.schema import parse_id
 from orca_jax.data.system_messages import COLLECTIONS, ID_PREFIX_TO_COLLECTION
 
 

@@ -1,8 +1,14 @@
-"""Decide from a query's text whether it is a multiple-choice question.
+"""Each query's system message: drawn from the ids its collection allows (paper Figure 6).
 
-The paper uses system messages #8 and #10 only for multiple-choice queries (section 3.1.1),
-but FLAN rows carry no such flag, so it is read off the text. The rule: a query is
-multiple choice if it has
+CoT {6, 11, 16}; NIV2 {1, 2, 5, 7, 9, 12, 13, 14, 15}; T0 {1, 2, 3, 5, 7}; Flan2021
+{3, 4, 7}, or {3, 4, 7, 8, 10} for multiple-choice queries
+(docs/orca_facts.md#1b-system-messages-per-collection). The draw is uniform over the
+allowed ids, as in both public reimplementations; the paper's exact per-id frequencies are
+not known.
+
+Whether a query is multiple choice: the paper uses system messages #8 and #10 only for
+multiple-choice queries (section 3.1.1), but FLAN rows carry no such flag, so it is read
+off the text. The rule: a query is multiple choice if it has
 
 1. an options header followed by a colon (any letter case): "Options:", "OPTIONS:",
    "Options are:", "Choices:", "Answer choices:", "Possible answers:", "Available
@@ -21,6 +27,8 @@ Plain bullet lists without a header are not taken as options.
 from __future__ import annotations
 
 import re
+
+from orca_jax.data.system_messages import allowed_system_message_ids
 
 _HEADER_COLON = re.compile(
     r"(?i)\b(?:"
@@ -48,3 +56,12 @@ def is_multiple_choice(text: str) -> bool:
     if _HEADER_COLON.search(text) or _HEADER_PERIOD.search(text):
         return True
     return any(pattern.search(text) for pattern in _LETTERED)
+
+
+def choose_system_message(collection: str, question: str, u: float) -> tuple[int, bool]:
+    """`(system message id, is multiple choice)` for a query, given a uniform `u` in [0, 1)."""
+    if not 0.0 <= u < 1.0:
+        raise ValueError(f"u must lie in [0, 1), got {u}")
+    multiple_choice = is_multiple_choice(question)
+    allowed = allowed_system_message_ids(collection, multiple_choice=multiple_choice)
+    return allowed[int(u * len(allowed))], multiple_choice

@@ -4,7 +4,7 @@ Deterministic for a seed: every random choice comes from a numpy generator seede
 `[seed, purpose, ...]`. The steps:
 
 1. index the inputs (collection, task and location of each usable row; no texts);
-2. per collection, Algorithm 1 (stratified.py) picks `quota` rows (quotas.py);
+2. per collection, Algorithm 1 picks `quota` rows (quotas.py);
 3. a seeded permutation of all picks gives the processing order, so a partly finished
    run is still a stratified mix; ids `<prefix>.<n>` number each collection's queries
    in that order from 0;
@@ -25,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from orca_jax.augment.flan_input import InputFilter, build_index, fetch_records
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.manifest import ManifestEntry, ManifestMeta, ManifestWriter
-from orca_jax.augment.message_choice import choose_system_message
-from orca_jax.augment.quotas import FLAN5M_QUOTAS, resolve_quotas
-from orca_jax.augment.schema import make_id
-from orca_jax.augment.stratified import stratified_sample
+from orca_jax.augment.sampling.flan_input import InputFilter, build_index, fetch_records
+from orca_jax.augment.sampling.message_choice import choose_system_message
+from orca_jax.augment.sampling.quotas import FLAN5M_QUOTAS, resolve_quotas, stratified_sample
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.manifest import ManifestEntry, ManifestMeta, ManifestWriter
+from orca_jax.augment.store.schema import make_id
 from orca_jax.data.system_messages import COLLECTIONS
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,9 @@
-"""Append-only JSONL files whose every line is complete once it is fsync'd.
+"""Durable files: atomic replacement, and append-only JSONL that a crash cannot corrupt.
 
-Lines are written with one `os.write` per batch and fsync'd before they count as done,
-so a `kill -9` can only leave a torn *last* line (bytes after the final newline); a disk
+Atomic replacement (`atomic_writer`): write a temporary file in the same folder, fsync, rename.
+
+Append-only JSONL (`AppendOnlyJsonl`): every line is complete once it is fsync'd. Lines
+are written with one `os.write` per batch and fsync'd before they count as done, so a `kill -9` can only leave a torn *last* line (bytes after the final newline); a disk
 or a copy can still damage a line anywhere. `repair_jsonl` parses every line in full
 before a file is appended to again and moves the torn tail and any damaged line to a
 quarantine side file (nothing is lost, and their queries are asked again); the readers
@@ -11,17 +13,69 @@ tasks included).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from orca_jax.augment.atomic import atomic_writer
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so that a rename inside it survives a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path | str, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Yield a file that replaces `path` atomically when the block exits without error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp creates 0600; give the usual permissions
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def atomic_write_json(path: Path | str, obj: Any) -> None:
+    """Write `obj` as indented JSON to `path` atomically."""
+    with atomic_writer(path, "w") as handle:
+        json.dump(obj, handle, indent=2, sort_keys=False, ensure_ascii=False)
+        handle.write("\n")
+
+
+def read_json(path: Path | str) -> Any:
+    """Load a JSON file."""
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
 
 def encode_line(row: dict[str, Any]) -> bytes:
     """One JSON line (UTF-8, newline-terminated); `id` stays the first key."""

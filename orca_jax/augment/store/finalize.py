@@ -18,13 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orca_jax.augment.atomic import atomic_write_json, fsync_dir
-from orca_jax.augment.jsonl_store import iter_rows
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.manifest import load_meta
-from orca_jax.augment.report import build_report, write_report
-from orca_jax.augment.schema import KEPT_APART_SCHEMA, ROW_SCHEMA, parse_id
-from orca_jax.augment.state import repair_outputs
+from orca_jax.augment.store.durable import atomic_write_json, fsync_dir, iter_rows
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.manifest import load_meta
+from orca_jax.augment.store.output_report import build_report, write_report
+from orca_jax.augment.store.schema import KEPT_APART_SCHEMA, ROW_SCHEMA, parse_id
+from orca_jax.augment.store.state import repair_outputs
 
 _BATCH = 10_000
 

@@ -14,7 +14,7 @@ lacks `choices`. Markers in the user message force other outcomes: `[[LENGTH]]`
 (finish_reason "length"), `[[CONTENT_FILTER]]` (finish_reason "content_filter"),
 `[[BAD_REQUEST]]` (always 400), `[[FLAKY]]` (500 while `flaky` is on).
 
-Run it by hand with `python -m orca_jax.augment.fake_teacher --port 8000 --latency 0.05`
+Run it by hand with `python -m orca_jax.testing.fake_teacher --port 8000 --latency 0.05`
 (`--port 0` picks a free port; the first line printed gives the base URL).
 """
 

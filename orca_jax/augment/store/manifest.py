@@ -20,9 +20,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from orca_jax.augment.atomic import atomic_write_json, atomic_writer, read_json
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.schema import COLLECTION_TO_PREFIX, parse_id
+from orca_jax.augment.store.durable import atomic_write_json, atomic_writer, read_json
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.schema import COLLECTION_TO_PREFIX, parse_id
 from orca_jax.data.system_messages import COLLECTIONS, ID_PREFIX_TO_COLLECTION, system_message
 
 FORMAT_VERSION = 1

@@ -30,10 +30,9 @@ from typing import Any
 
 import httpx
 
-from orca_jax.augment.backoff import BackoffPolicy, parse_retry_after
-from orca_jax.augment.completion import KEPT_CONTENT_FILTER, Completion, MalformedResponse, is_content_filter_error, parse_chat_completion
-from orca_jax.augment.rate_limit import RateLimiter
-from orca_jax.augment.redaction import Secret, describe_exception, scrub
+from orca_jax.augment.teacher.completion import KEPT_CONTENT_FILTER, Completion, MalformedResponse, is_content_filter_error, parse_chat_completion
+from orca_jax.augment.teacher.pacing import BackoffPolicy, RateLimiter, parse_retry_after
+from orca_jax.augment.teacher.redaction import Secret, describe_exception, scrub
 
 RETRYABLE_STATUS = frozenset({408, 409})
 # httpcore's pool scans every connection for every request (quadratic in pool size), so

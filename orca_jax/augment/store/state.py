@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from orca_jax.augment.jsonl_store import iter_ids, iter_rows, repair_jsonl
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.manifest import ManifestMeta
-from orca_jax.augment.schema import parse_id
+from orca_jax.augment.store.durable import iter_ids, iter_rows, repair_jsonl
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.store.manifest import ManifestMeta
+from orca_jax.augment.store.schema import parse_id
 
 log = logging.getLogger(__name__)
 

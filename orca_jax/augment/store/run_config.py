@@ -11,10 +11,10 @@ import datetime as _dt
 import sys
 from typing import Any
 
-from orca_jax.augment.atomic import atomic_write_json, read_json
-from orca_jax.augment.layout import OutputLayout
-from orca_jax.augment.redaction import redact_secrets, scrub
-from orca_jax.augment.teacher import TeacherConfig
+from orca_jax.augment.store.durable import atomic_write_json, read_json
+from orca_jax.augment.store.layout import OutputLayout
+from orca_jax.augment.teacher.client import TeacherConfig
+from orca_jax.augment.teacher.redaction import redact_secrets, scrub
 
 
 class TeacherMismatch(RuntimeError):

@@ -41,6 +41,7 @@ def test_bad_card_is_a_clear_error(tmp_path):
         model_card.load_card(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_instruct_checkpoint_is_evaluated_with_instruct(tmp_path, clean_gin, caplog):
     """Train two steps with the non-default template (and the empty system block kept); `python -m
     orca_jax.evaluate`, in a fresh process, with no template or tokenizer flag renders with both."""

@@ -63,6 +63,7 @@ def assert_trees_close(a, b, atol, rtol=0.0):
         np.testing.assert_allclose(x, y, atol=atol, rtol=rtol)
 
 
+@pytest.mark.slow
 def test_sharded_step_equals_single_device(single, initial):
     sharded = Compiled((2, 2, 2), jax.devices(), 1)
     data = batches(2)
@@ -74,6 +75,7 @@ def test_sharded_step_equals_single_device(single, initial):
     assert_trees_close(state_8.opt_state, state_1.opt_state, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_microbatches_equal_one_batch(single, initial):
     accumulated = Compiled((2, 2, 2), jax.devices(), 2)  # and sharded: the strided split stays local
     data = batches(2, seed=3)

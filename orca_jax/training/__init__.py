@@ -3,5 +3,6 @@
 Pure math (no I/O): loss.py, optimizer.py, train_state.py, train_step.py.
 Around it: batches.py (data sources), feeding.py (host shards, prefetch), checkpoints.py
 (orbax; `load_params`/`load_model_config` for evaluation), metrics.py, flops.py, and
-trainer.py (`train_stage`, `run_stages`: the gin entry points used by orca_jax/train.py).
+trainer.py (`RunConfig`, `StageConfig`: the typed configs orca_jax/train.py builds once;
+`run_stages`: the stage runner it hands them to).
 """

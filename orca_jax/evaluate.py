@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error("--checkpoint and --output_dir are required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    gin_utils.parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths or gin_utils.DEFAULT_SEARCH_PATHS)
+    gin_utils.parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
     from orca_jax.evaluation import runner
     kwargs = {name: getattr(args, name) for name in _EVALUATE_FLAGS if getattr(args, name) is not None}
     if args.tasks:

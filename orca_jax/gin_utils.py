@@ -77,15 +77,16 @@ def register_configurables() -> None:
     import orca_jax.training.trainer  # noqa: F401  RunConfig, StageConfig and the configs they hold
 
 
-def parse_gin(files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str] = DEFAULT_SEARCH_PATHS) -> None:
-    """Clear gin, parse `files` then `bindings`, lock the config.
+def parse_gin(files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str] | None = None) -> None:
+    """Clear gin, parse `files` (looked up on `search_paths`, default DEFAULT_SEARCH_PATHS) then
+    `bindings`, lock the config.
 
     Unknown configurables, parameters and macros raise ValueError here, naming the file or
     the binding (`--gin.NAME=VALUE`) at fault.
     """
     gin.clear_config()
     register_configurables()
-    add_search_paths(search_paths)
+    add_search_paths(search_paths or DEFAULT_SEARCH_PATHS)
     quiet = _DropGinPathProbes()
     logging.getLogger().addFilter(quiet)
     try:

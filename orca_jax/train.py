@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes at INFO
     initialize_distributed(args)
-    gin_utils.parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths or gin_utils.DEFAULT_SEARCH_PATHS)
+    gin_utils.parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
     from orca_jax.training import trainer
     from orca_jax.training.preemption import Preempted
     try:

@@ -111,16 +111,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def parse_gin(args: argparse.Namespace) -> None:
-    """Parse the config as `orca_jax.train` does; errors -> AotError."""
-    paths = args.gin_search_paths or gin_utils.DEFAULT_SEARCH_PATHS
+    """Parse the config as `orca_jax.train` does; errors -> AotError. Nothing is written, so
+    the run directory (MODEL_DIR, which runs/ files require) is bound to a placeholder."""
+    bindings = [*args.gin_bindings, f"MODEL_DIR = {UNUSED_MODEL_DIR!r}"]
     try:
-        try:
-            gin_utils.parse_gin(args.gin_file, args.gin_bindings, paths)
-        except ValueError as e:
-            if "MODEL_DIR" not in str(e) or "REQUIRED" not in str(e):
-                raise
-            # Nothing is written: the run directory that runs/ files require is not needed here.
-            gin_utils.parse_gin(args.gin_file, [*args.gin_bindings, f"MODEL_DIR = {UNUSED_MODEL_DIR!r}"], paths)
+        gin_utils.parse_gin(args.gin_file, bindings, args.gin_search_paths)
     except Exception as e:  # gin raises ValueError, IOError, KeyError... with the file and line
         raise AotError(f"gin: {type(e).__name__}: {e}") from e
 

@@ -29,8 +29,6 @@ class Optimizer(NamedTuple):
 def make_schedule(total_steps: int, learning_rate: float, warmup_steps: int,
                   decay: str, end_learning_rate_ratio: float) -> optax.Schedule:
     """Linear warmup 0 -> learning_rate over warmup_steps, then `decay` to ratio * lr at total_steps."""
-    if decay not in DECAYS:
-        raise ValueError(f"OptimizerConfig.decay={decay!r}; expected one of {DECAYS}")
     end = learning_rate * end_learning_rate_ratio
     decay_steps = max(1, total_steps - warmup_steps)
     after = {
@@ -78,22 +76,18 @@ class OptimizerConfig:
             raise ValueError(f"OptimizerConfig.decay={self.decay!r}; expected one of {DECAYS}")
 
     def make(self, total_steps: int) -> "Optimizer":
-        """The optimizer for a schedule of `total_steps` updates."""
-        return make_optimizer(total_steps, **dataclasses.asdict(self))
+        """AdamW for a schedule of `total_steps` updates (the stage's num_train_steps)."""
+        warmup = int(self.warmup_fraction * total_steps) if self.warmup_steps is None else self.warmup_steps
+        schedule = make_schedule(total_steps, self.learning_rate, warmup, self.decay, self.end_learning_rate_ratio)
+        adamw = optax.adamw(schedule, b1=self.b1, b2=self.b2, eps=self.eps, weight_decay=self.weight_decay,
+                            mask=decay_mask)
+        clip = optax.clip_by_global_norm(self.clip_norm) if self.clip_norm else optax.identity()
+        return Optimizer(optax.chain(clip, adamw), schedule)
 
 
-def make_optimizer(total_steps: int, *, learning_rate: float = 2e-5, warmup_steps: int | None = None,
-                   warmup_fraction: float = 0.03, decay: str = "cosine",
-                   end_learning_rate_ratio: float = 0.0, b1: float = 0.9, b2: float = 0.95,
-                   eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float | None = 1.0) -> Optimizer:
-    """AdamW for `total_steps` updates (the stage's num_train_steps); the other arguments
-    are OptimizerConfig's fields."""
-    if warmup_steps is None:
-        warmup_steps = int(warmup_fraction * total_steps)
-    schedule = make_schedule(total_steps, learning_rate, warmup_steps, decay, end_learning_rate_ratio)
-    adamw = optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=decay_mask)
-    clip = optax.clip_by_global_norm(clip_norm) if clip_norm else optax.identity()
-    return Optimizer(optax.chain(clip, adamw), schedule)
+def make_optimizer(total_steps: int, **fields: Any) -> Optimizer:
+    """`OptimizerConfig(**fields).make(total_steps)`."""
+    return OptimizerConfig(**fields).make(total_steps)
 
 
 def update_count(opt_state: Any) -> jax.Array:

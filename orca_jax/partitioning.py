@@ -1,9 +1,9 @@
 """Device mesh, logical-axis rules and shardings (T5X's partitioner in spirit).
 
 Mesh axes are ("data", "fsdp", "tensor"). Parameters and activations carry logical axis
-names; one table of rules (`PartitioningConfig.rule_overrides` changes it) maps each logical name to mesh axes. Shape
-errors (a mesh that does not fit the devices, a dimension its mesh axes do not divide) are
-raised here, before anything is compiled.
+names; one table of rules maps each logical name to mesh axes. `PartitioningConfig` (gin)
+holds a run's mesh shape and rule overrides. Shape errors (a mesh that does not fit the
+devices, a dimension its mesh axes do not divide) are raised here, before anything is compiled.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ config of the stage (`--stage`, default the first of `RunConfig.stages`) and
 `trainer.build_setup` the mesh, rules, optimizer and sharded abstract state from it;
 `train_step.compile_train_step` lowers and compiles it. The only differences from a run on
 the slice: the mesh is built over the compile-only devices of
-`jax.experimental.topologies.get_topology_desc` (passed to `build_setup`), and `jax.default_backend()` answers "tpu" while the model is traced, so that
-`attention_impl='auto'` resolves as it does on a TPU VM. Inputs are ShapeDtypeStructs with
+`jax.experimental.topologies.get_topology_desc` (passed to `build_setup`), and
+`jax.default_backend()` answers "tpu" while the model is traced, so that `attention_impl='auto'` resolves as it does on a TPU VM. Inputs are ShapeDtypeStructs with
 shardings: no weight is ever allocated.
 
 It then prints, per device, `compiled.memory_analysis()` (arguments, outputs, aliased,

@@ -175,7 +175,8 @@ def build_setup(config: StageConfig, name: str | None = None, devices: Sequence[
         try:
             partitioning.check_batch_divisible(rows, mesh, rules)
         except ValueError as e:
-            raise ValueError(f"{where}{what}: {e}; PartitioningConfig.mesh_shape={config.partitioning.mesh_shape}") from None
+            raise ValueError(f"{where}{what}: {e}; "
+                             f"PartitioningConfig.mesh_shape={config.partitioning.mesh_shape}") from None
     optimizer = config.optimizer.make(config.num_train_steps or 1)
     shardings = ts.state_shardings(config.model, optimizer, mesh, rules)
     return Setup(config, mesh, rules, optimizer, shardings, ts.abstract_state(config.model, optimizer, shardings),

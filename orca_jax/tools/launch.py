@@ -38,7 +38,7 @@ files it would write, and runs nothing):
    with its output teed to ~/orca-logs/ and uploaded to
    MODEL_DIR/logs/<launch_id>/worker-<i>.log every 5 minutes and at the end; the exit
    code goes to MODEL_DIR/logs/worker-<i>.exit. `--data_dir` is exported as
-   ORCA_DATA_DIR (read by orca_jax/data/registry.py); `--env K=V` adds variables (e.g. LIBTPU_INIT_ARGS).
+   ORCA_DATA_DIR (read by orca_jax/data/pipeline.py); `--env K=V` adds variables (e.g. LIBTPU_INIT_ARGS).
 4. Start. `gcloud compute tpus tpu-vm ssh TPU --worker=all --command=...` stops a run
    already started there (SIGTERM to its process group, from ~/orca-run.pid: the trainer
    saves a checkpoint at its current step; SIGKILL after STOP_GRACE_S) and starts the script

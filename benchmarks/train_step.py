@@ -42,7 +42,7 @@ def main() -> None:
     rules = partitioning.logical_axis_rules()
     optimizer = make_optimizer(1000)
     shardings = ts.state_shardings(config, optimizer, mesh, rules)
-    batch_spec = batch_abstract(args.batch, args.length, mesh, rules)
+    batch_spec = batch_abstract((args.batch, args.length), mesh, rules)
     start = time.perf_counter()
     step = compile_train_step(config, optimizer, LossConfig(chunk_size=args.chunk), args.microbatches, mesh, rules,
                               ts.abstract_state(config, optimizer, shardings), batch_spec)

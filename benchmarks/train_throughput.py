@@ -176,7 +176,7 @@ def run_jax(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     optimizer = make_optimizer(args.warmup + args.steps + 1000)
     shardings = ts.state_shardings(config, optimizer, mesh, rules)
     abstract = ts.abstract_state(config, optimizer, shardings)
-    batch_spec = batch_abstract(batch, args.length, mesh, rules)
+    batch_spec = batch_abstract((batch, args.length), mesh, rules)
 
     def compile_step(cfg):
         return compile_train_step(cfg, optimizer, LossConfig(chunk_size=chunk), args.microbatches, mesh, rules,

@@ -33,7 +33,7 @@ import logging
 import sys
 from typing import Sequence
 
-import gin
+from orca_jax import gin_utils
 
 # Flags forwarded to runner.evaluate when given (name -> type).
 _EVALUATE_FLAGS = {
@@ -47,7 +47,7 @@ _EVALUATE_FLAGS = {
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="orca-evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
+    gin_utils.add_gin_flags(p)
     p.add_argument("--checkpoint", help="stage run dir, step dir, converted dir, or random[:seed]")
     p.add_argument("--output_dir", help="where results.json, predictions.jsonl, results.md go")
     p.add_argument("--tasks", nargs="+", help="only these tasks (bare or benchmark/task)")
@@ -76,18 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["download"]:
         return _download_main(argv[1:])
-    args, rest = _parser().parse_known_args(argv)
-    bindings = [a[len("--gin."):] for a in rest if a.startswith("--gin.")]
-    unknown = [a for a in rest if not a.startswith("--gin.")]
-    if unknown:
-        _parser().error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = gin_utils.parse_known_gin_args(_parser(), argv)
     if not args.checkpoint or not args.output_dir:
         _parser().error("--checkpoint and --output_dir are required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    from orca_jax.evaluation import runner  # registers the gin configurables
-    gin.clear_config()  # a command line starts from no bindings (and unlocked), even when called twice in a process
-    gin.parse_config_files_and_bindings(args.gin_file, bindings)
+    gin_utils.parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
+    from orca_jax.evaluation import runner
     kwargs = {name: getattr(args, name) for name in _EVALUATE_FLAGS if getattr(args, name) is not None}
     if args.tasks:
         kwargs["tasks"] = args.tasks

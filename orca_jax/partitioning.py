@@ -1,14 +1,15 @@
 """Device mesh, logical-axis rules and shardings (T5X's partitioner in spirit).
 
 Mesh axes are ("data", "fsdp", "tensor"). Parameters and activations carry logical axis
-names; one table of rules (gin-overridable) maps each logical name to mesh axes. Shape
-errors (a mesh that does not fit the devices, a dimension its mesh axes do not divide) are
-raised here, before anything is compiled.
+names; one table of rules maps each logical name to mesh axes. `PartitioningConfig` (gin)
+holds a run's mesh shape and rule overrides. Shape errors (a mesh that does not fit the
+devices, a dimension its mesh axes do not divide) are raised here, before anything is compiled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from typing import Any, Iterator, Sequence
 
@@ -43,6 +44,26 @@ DEFAULT_RULES: Rules = (
 
 
 @gin.configurable
+@dataclasses.dataclass(frozen=True)
+class PartitioningConfig:
+    """How a run lays the model and the batch over the devices (gin: `PartitioningConfig.x`)."""
+
+    mesh_shape: tuple[int, ...] = (1, -1, 1)
+    """Devices along (data, fsdp, tensor); one -1 takes the rest of the devices."""
+    rule_overrides: tuple[tuple[str, Any], ...] = ()
+    """(logical name, mesh axes) pairs that replace DEFAULT_RULES entries."""
+
+    def mesh(self, devices: Sequence[jax.Device] | None = None) -> Mesh:
+        """The mesh over `devices` (default: all); a bad shape raises naming the gin binding."""
+        try:
+            return make_mesh(self.mesh_shape, devices)
+        except ValueError as e:
+            raise ValueError(f"PartitioningConfig.{e}") from None
+
+    def rules(self) -> Rules:
+        return logical_axis_rules(self.rule_overrides)
+
+
 def logical_axis_rules(overrides: Sequence[tuple[str, Any]] = ()) -> Rules:
     """DEFAULT_RULES with `overrides` (pairs of logical name, mesh axes) replacing matching names."""
     table = dict(DEFAULT_RULES)
@@ -51,7 +72,6 @@ def logical_axis_rules(overrides: Sequence[tuple[str, Any]] = ()) -> Rules:
     return tuple(table.items())
 
 
-@gin.configurable
 def make_mesh(mesh_shape: Sequence[int] = (1, -1, 1), devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A Mesh over `devices` (default: all) with axes (data, fsdp, tensor); one -1 takes the rest."""
     devices = list(jax.devices() if devices is None else devices)

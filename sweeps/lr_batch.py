@@ -6,7 +6,7 @@ slice per run (the default --mode=parallel).
         --tpu=orca-sweep --zone=us-east5-a --accelerator=v5p-128 --spot --dry_run
 
 Bindings are gin macros (LEARNING_RATE, BATCH_SIZE) or configurable parameters
-(train_stage.num_microbatches): 128 rows in 2 microbatches use the memory of 64 in 1.
+(StageConfig.num_microbatches): 128 rows in 2 microbatches use the memory of 64 in 1.
 """
 
 from orca_jax.tools import hyper
@@ -17,7 +17,7 @@ GIN_FILES = ["runs/orca_13b.gin"]  # the trainer finds it in gin_configs/
 # replace BUCKET, or pass --gin.INIT_FROM=gs://... . Without INIT_FROM the launcher refuses
 # a 13B run unless --from_scratch.
 BINDINGS = {"INIT_FROM": "gs://BUCKET/llama13b_converted"}
-ABBREVIATIONS = {"train_stage.num_microbatches": "mb"}
+ABBREVIATIONS = {"StageConfig.num_microbatches": "mb"}
 
 
 def get_sweep():
@@ -25,7 +25,7 @@ def get_sweep():
         [
             hyper.sweep("LEARNING_RATE", [1e-5, 2e-5]),
             hyper.zipit(
-                [hyper.sweep("BATCH_SIZE", [64, 128]), hyper.sweep("train_stage.num_microbatches", [1, 2])]
+                [hyper.sweep("BATCH_SIZE", [64, 128]), hyper.sweep("StageConfig.num_microbatches", [1, 2])]
             ),
         ]
     )

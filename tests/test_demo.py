@@ -17,7 +17,7 @@ TOY = [
     "--gin.model_config.preset='tiny'",
     "--gin.STAGE1_TRAIN_STEPS=3",
     "--gin.STAGE2_TRAIN_STEPS=3",
-    "--gin.train_stage.log_every_steps=1",
+    "--gin.StageConfig.log_every_steps=1",
     "--gin.CheckpointConfig.save_every_steps=2",
     "--gin.orca_jax.evaluation.runner.evaluate.max_examples_per_task=2",
     "--gin.orca_jax.evaluation.runner.evaluate.max_new_tokens=6",
@@ -65,7 +65,7 @@ def test_same_initialisation_across_conditions(demo_dir):
     is seeded by the one SEED of the run, so all conditions of a seed share their initial weights."""
     for condition, stages in STAGES.items():
         config = (demo_dir / condition / "seed0" / stages[0] / "operative_config.gin").read_text()
-        assert "train_stage.seed = %SEED" in config and "\nSEED = 0\n" in config, condition
+        assert "StageConfig.seed = %SEED" in config and "\nSEED = 0\n" in config, condition
 
 
 def test_rerun_skips_finished_stages(demo_dir):

@@ -7,7 +7,7 @@
   answer_only   the expert's queries with bare answers, same steps, from the initial weights
                 (imitating answers and style without explanations: the Vicuna-like baseline)
 
-Every condition of one seed starts from the same initialisation (train_stage.seed = SEED)
+Every condition of one seed starts from the same initialisation (StageConfig.seed = SEED)
 and runs stage two's number of steps on stage-two-sized data; the single-stage conditions
 train in `<run>/stage2` so that stage two's evaluation sits at the same path everywhere.
 The single-stage conditions start from random weights, so they take stage one's learning
@@ -24,9 +24,9 @@ CONDITIONS = (PROGRESSIVE, EXPERT_ONLY, ANSWER_ONLY)
 DEFAULT_CONDITIONS = (PROGRESSIVE, ANSWER_ONLY)
 
 _FROM_SCRATCH = (
-    "--gin.run_stages.stages=('stage2',)",
-    "--gin.stage2/train_stage.init_from_previous_stage=False",
-    "--gin.stage2/make_optimizer.learning_rate=%LEARNING_RATE",
+    "--gin.RunConfig.stages=('stage2',)",
+    "--gin.stage2/StageConfig.init_from_previous_stage=False",
+    "--gin.stage2/OptimizerConfig.learning_rate=%LEARNING_RATE",
 )
 BINDINGS: dict[str, tuple[str, ...]] = {
     PROGRESSIVE: (),

@@ -2,16 +2,16 @@ r"""Ahead-of-time compile a gin config's train step for a TPU slice, on any mach
 
     python -m orca_jax.tools.aot_compile --gin_file=runs/orca_13b_v5p_128.gin --topology=v5p-128
     python -m orca_jax.tools.aot_compile --gin_file=runs/orca_13b.gin --topology=v4-256 \
-        --gin.make_mesh.mesh_shape="(1, -1, 1)" --stage=stage2 --skip_decode
+        --gin.PartitioningConfig.mesh_shape="(1, -1, 1)" --stage=stage2 --skip_decode
 
 What it builds is the trainer's own step, not a copy: gin is parsed exactly as
-`orca_jax.train` parses it; `trainer.build_setup` makes the model config, mesh, rules,
-optimizer and sharded abstract state under the stage's gin scope (`--stage`, default the
-first of `run_stages.stages`); `train_step.compile_train_step` lowers and compiles it. The
-only differences from a run on the slice: the mesh is built over the compile-only devices
-of `jax.experimental.topologies.get_topology_desc` (the tool binds `make_mesh.devices` to
-them), and `jax.default_backend()` answers "tpu" while the model is traced, so that
-`attention_impl='auto'` resolves as it does on a TPU VM. Inputs are ShapeDtypeStructs with
+`orca_jax.train` parses it (orca_jax/gin_utils.py); `trainer.stage_config` builds the typed
+config of the stage (`--stage`, default the first of `RunConfig.stages`) and
+`trainer.build_setup` the mesh, rules, optimizer and sharded abstract state from it;
+`train_step.compile_train_step` lowers and compiles it. The only differences from a run on
+the slice: the mesh is built over the compile-only devices of
+`jax.experimental.topologies.get_topology_desc` (passed to `build_setup`), and
+`jax.default_backend()` answers "tpu" while the model is traced, so that `attention_impl='auto'` resolves as it does on a TPU VM. Inputs are ShapeDtypeStructs with
 shardings: no weight is ever allocated.
 
 It then prints, per device, `compiled.memory_analysis()` (arguments, outputs, aliased,
@@ -44,7 +44,6 @@ import argparse
 import contextlib
 import dataclasses
 import importlib.util
-import inspect
 import json
 import math
 import os
@@ -52,8 +51,8 @@ import sys
 import time
 from typing import Any, Iterator, Sequence
 
-import gin
 
+from orca_jax import gin_utils
 from orca_jax.tools import topologies as topo_lib
 
 GiB = 1024**3
@@ -77,16 +76,14 @@ class DoesNotFit(Exception):
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    from orca_jax.train import add_gin_flags, parse_known_gin_args
-
     parser = argparse.ArgumentParser(prog="python -m orca_jax.tools.aot_compile", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    add_gin_flags(parser)
+    gin_utils.add_gin_flags(parser)
     parser.add_argument("--topology", required=True,
                         help="TPU slice, e.g. v5p-128, v4-256, v5litepod-256 (see orca_jax/tools/topologies.py)")
     parser.add_argument("--num_slices", type=int, default=1, help="multislice: number of slices (default 1)")
     parser.add_argument("--stage", default=None,
-                        help="gin scope of the stage to compile (default: the first of run_stages.stages)")
+                        help="gin scope of the stage to compile (default: the first of RunConfig.stages)")
     parser.add_argument("--skip_decode", action="store_true", help="do not compile the evaluation decode")
     parser.add_argument("--eval_batch_size", type=int, default=DEFAULT_EVAL_BATCH_SIZE,
                         help="evaluation decode rows (rounded up to the batch mesh axes, as the runner does)")
@@ -103,7 +100,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="also find the largest global batch whose train step fits with --min_headroom "
                              "(compiles at a second batch, extrapolates, confirms: 2-4 more compiles)")
     parser.add_argument("--json", default=None, help="also write the results as JSON to this path")
-    args = parse_known_gin_args(parser, argv)
+    args = gin_utils.parse_known_gin_args(parser, argv)
     if not 0 <= args.min_headroom < 1:
         parser.error(f"--min_headroom={args.min_headroom}: expected a fraction in [0, 1)")
     if not 0 < args.mfu <= 1:
@@ -113,80 +110,23 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-_TOPOLOGY_DEVICES: list | None = None
-
-
-@gin.configurable(module="orca_jax.tools.aot_compile")
-def topology_devices() -> list:
-    """The compile-only devices of the topology being compiled for (bound to make_mesh.devices)."""
-    if _TOPOLOGY_DEVICES is None:
-        raise RuntimeError("orca_jax.tools.aot_compile.topology_devices called before the topology was created")
-    return list(_TOPOLOGY_DEVICES)
-
-
 def parse_gin(args: argparse.Namespace) -> None:
-    """Parse the config as `orca_jax.train` does (clearing any earlier config); errors -> AotError."""
-    from orca_jax import train
-
-    paths = args.gin_search_paths or train.DEFAULT_SEARCH_PATHS
-    gin.clear_config()
+    """Parse the config as `orca_jax.train` does; errors -> AotError. Nothing is written, so
+    the run directory (MODEL_DIR, which runs/ files require) is bound to a placeholder."""
+    bindings = [*args.gin_bindings, f"MODEL_DIR = {UNUSED_MODEL_DIR!r}"]
     try:
-        try:
-            train.parse_gin(args.gin_file, args.gin_bindings, paths)
-        except ValueError as e:
-            if "MODEL_DIR" not in str(e) or "REQUIRED" not in str(e):
-                raise
-            # Nothing is written: the run directory that runs/ files require is not needed here.
-            gin.clear_config()
-            train.parse_gin(args.gin_file, [*args.gin_bindings, f"MODEL_DIR = {UNUSED_MODEL_DIR!r}"], paths)
+        gin_utils.parse_gin(args.gin_file, bindings, args.gin_search_paths)
     except Exception as e:  # gin raises ValueError, IOError, KeyError... with the file and line
         raise AotError(f"gin: {type(e).__name__}: {e}") from e
 
 
-def bind_devices() -> None:
-    """make_mesh.devices = the topology's devices (an evaluated reference: devices don't deepcopy)."""
-    with gin.unlock_config():
-        gin.parse_config("make_mesh.devices = @orca_jax.tools.aot_compile.topology_devices()")
-
-
-def resolve_stage(requested: str | None) -> str | None:
-    """The gin scope to compile: --stage, else the first of run_stages.stages, else none."""
-    try:
-        stages = tuple(gin.query_parameter("run_stages.stages"))
-    except ValueError:
-        stages = ()
+def resolve_stage(requested: str | None, stages: tuple[str, ...]) -> str:
+    """The stage to compile: --stage, else the first of RunConfig.stages."""
     if requested is None:
-        return stages[0] if stages else None
-    if stages and requested not in stages:
-        raise AotError(f"--stage={requested!r} is not one of run_stages.stages {stages}")
+        return stages[0]
+    if requested not in stages:
+        raise AotError(f"--stage={requested!r} is not one of RunConfig.stages {stages}")
     return requested
-
-
-def scope(stage: str | None):
-    return gin.config_scope(stage) if stage else contextlib.nullcontext()
-
-
-@dataclasses.dataclass(frozen=True)
-class StageSettings:
-    batch_size: int
-    sequence_length: int
-    num_microbatches: int
-    num_train_steps: int | None
-
-
-def stage_settings(stage: str | None) -> StageSettings:
-    """train_stage's arguments under the stage's scope: gin bindings over the signature defaults."""
-    from orca_jax.training.trainer import train_stage
-
-    values = {name: p.default for name, p in inspect.signature(train_stage).parameters.items()
-              if p.default is not inspect.Parameter.empty}
-    with scope(stage):
-        values.update(gin.get_bindings(train_stage))
-    for name in ("batch_size", "sequence_length", "num_microbatches"):
-        if not isinstance(values.get(name), int) or values[name] < 1:
-            raise AotError(f"train_stage.{name} = {values.get(name)!r} under scope {stage!r}: expected a positive int")
-    return StageSettings(values["batch_size"], values["sequence_length"], values["num_microbatches"],
-                         values.get("num_train_steps"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +139,6 @@ def libtpu_available() -> bool:
 
 def create_topology(name: str, num_slices: int):
     """(Topology, compile-only devices); libtpu is needed but no TPU."""
-    global _TOPOLOGY_DEVICES
     topology = topo_lib.get_topology(name, flag="--topology")
     if not libtpu_available():
         raise AotError("libtpu is not installed, and AOT compilation for a TPU topology needs it (no TPU "
@@ -219,7 +158,6 @@ def create_topology(name: str, num_slices: int):
     expected = topology.num_devices * num_slices
     if len(devices) != expected:
         raise AotError(f"--topology={name}: libtpu returned {len(devices)} devices, expected {expected}")
-    _TOPOLOGY_DEVICES = devices
     return topology, devices
 
 
@@ -342,34 +280,35 @@ def host_feeding_problems(sharding, shape: tuple[int, ...]) -> list[str]:
     return problems
 
 
-def suggestions(setup, settings: StageSettings, activations: bool, state_bytes: int, budget: int,
-                loss_chunk: int | None) -> list[str]:
+def suggestions(setup, activations: bool, state_bytes: int, budget: int) -> list[str]:
     """What to change, from what dominates the per-device total."""
     from orca_jax import partitioning
 
     mesh = dict(setup.mesh.shape)
     batch_axes = partitioning.mesh_axes_size(setup.mesh, dict(setup.rules).get("batch"))
-    rows = settings.batch_size // settings.num_microbatches // batch_axes
+    config = setup.config
+    data, microbatches = config.data, config.num_microbatches
+    rows = data.batch_size // microbatches // batch_axes
     tips = []
     if state_bytes > 0.4 * budget:
         total_state = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax_leaves(setup.abstract))
         tips.append(f"the train state (fp32 params + 2 Adam moments, 12 bytes/param) is {gib(state_bytes)} per "
                     f"device ({gib(total_state)} in all, so at least {math.ceil(total_state / budget)} chips of "
                     f"this HBM even fully sharded): shard it over more chips with a larger fsdp axis "
-                    f"(make_mesh.mesh_shape now {tuple(mesh.values())}; (1, -1, 1) puts every chip on fsdp) "
+                    f"(PartitioningConfig.mesh_shape now {tuple(mesh.values())}; (1, -1, 1) puts every chip on fsdp) "
                     "or use a larger slice")
     if activations:
-        if setup.config.remat_policy != "full":
-            tips.append(f"remat_policy='full' (now {setup.config.remat_policy!r}) keeps only each block's input "
+        if config.model.remat_policy != "full":
+            tips.append(f"remat_policy='full' (now {config.model.remat_policy!r}) keeps only each block's input "
                         "for the backward pass (model_config.overrides)")
         if rows > 1:
-            tips.append(f"raise train_stage.num_microbatches (now {settings.num_microbatches}, {rows} rows per "
+            tips.append(f"raise StageConfig.num_microbatches (now {microbatches}, {rows} rows per "
                         "device per microbatch): activations shrink with the microbatch")
-        if loss_chunk is None:
-            tips.append(f"set LossConfig.chunk_size = {min(512, settings.sequence_length)} so that the fp32 "
+        if config.loss.chunk_size is None:
+            tips.append(f"set LossConfig.chunk_size = {min(512, data.sequence_length)} so that the fp32 "
                         "logits [rows, length, vocab] are never materialised whole")
-        tips.append(f"or lower the global batch ({settings.batch_size}) or sequence length "
-                    f"({settings.sequence_length}), or move to chips with more HBM")
+        tips.append(f"or lower the global batch (DataConfig.batch_size={data.batch_size}) or sequence length "
+                    f"(DataConfig.sequence_length={data.sequence_length}), or move to chips with more HBM")
     return tips
 
 
@@ -396,16 +335,14 @@ def verdict(what: str, topology, memory_total: int, hbm: int, min_headroom: floa
 # The two programs
 
 
-def compile_train(setup, settings: StageSettings, stage: str | None, platform: str):
-    from orca_jax.training.loss import LossConfig
+def compile_train(setup, platform: str):
+    """The trainer's step (`compile_train_step`) for `setup`, traced as on `platform`."""
     from orca_jax.training.train_step import compile_train_step
 
-    with scope(stage):
-        loss_config = LossConfig()
-        with platform_backend(platform):
-            compiled = compile_train_step(setup.config, setup.optimizer, loss_config, settings.num_microbatches,
-                                          setup.mesh, setup.rules, setup.abstract, setup.batch)
-    return compiled, loss_config
+    config = setup.config
+    with platform_backend(platform):
+        return compile_train_step(config.model, setup.optimizer, config.loss, config.num_microbatches,
+                                  setup.mesh, setup.rules, setup.abstract, setup.batch)
 
 
 def compile_decode(setup, eval_batch_size: int, max_new_tokens: int | None, platform: str):
@@ -421,7 +358,7 @@ def compile_decode(setup, eval_batch_size: int, max_new_tokens: int | None, plat
     mesh, rules = setup.mesh, setup.rules
     # As evaluation.runner.evaluate: the batch is rounded up to the batch mesh axes.
     batch = decoding.round_up(eval_batch_size, partitioning.mesh_axes_size(mesh, dict(rules).get("batch")))
-    config = setup.config.replace(remat_policy="none", attention_impl="xla")  # as Decoder.__init__
+    config = setup.config.model.replace(remat_policy="none", attention_impl="xla")  # as Decoder.__init__
     if max_new_tokens is None:
         max_new_tokens = min(DEFAULT_EVAL_MAX_NEW_TOKENS, config.max_len // 4)
     prompt = config.max_len - max_new_tokens
@@ -450,25 +387,20 @@ def compile_decode(setup, eval_batch_size: int, max_new_tokens: int | None, plat
 # Analytic stage times
 
 
-def stage_times(topology, config, mfu: float, num_slices: int = 1) -> list[dict[str, Any]]:
-    """Per stage of run_stages.stages: slots = steps x batch x length; hours at the model's
+def stage_times(topology, stages: dict[str, Any], mfu: float, num_slices: int = 1) -> list[dict[str, Any]]:
+    """Per stage (name -> StageConfig): slots = steps x batch x length; hours at the model's
     `flops_per_token(length)` (6N + causal attention), the figure the step time uses too."""
-    try:
-        stages = tuple(gin.query_parameter("run_stages.stages"))
-    except ValueError:
-        stages = ()
     out = []
-    for stage in stages:
-        s = stage_settings(stage)
-        if not s.num_train_steps:
+    for stage, config in stages.items():
+        steps, (batch, length) = config.num_train_steps, config.data.batch_shape
+        if not steps:
             continue
-        tokens = s.num_train_steps * s.batch_size * s.sequence_length
-        flops_per_token = config.flops_per_token(s.sequence_length)
+        tokens = steps * batch * length
+        flops_per_token = config.model.flops_per_token(length)
         flops = flops_per_token * tokens
         seconds = flops / (topology.num_chips * num_slices * topology.peak_bf16_flops_per_chip * mfu)
-        out.append({"stage": stage, "steps": s.num_train_steps, "batch_size": s.batch_size,
-                    "sequence_length": s.sequence_length, "tokens": tokens, "flops_per_token": flops_per_token,
-                    "flops": flops, "hours": seconds / 3600})
+        out.append({"stage": stage, "steps": steps, "batch_size": batch, "sequence_length": length,
+                    "tokens": tokens, "flops_per_token": flops_per_token, "flops": flops, "hours": seconds / 3600})
     return out
 
 
@@ -538,29 +470,29 @@ def search_max_batch(total_at, start: int, start_total: int, granularity: int, b
     return BatchSearch(lo, seen[lo], granularity, tuple(seen.items()), slope)
 
 
-def train_total_at(setup, settings: StageSettings, batch: int, stage: str | None, platform: str) -> int | None:
+def train_total_at(setup, batch: int, platform: str) -> int | None:
     """Per-device total of the train step compiled at global `batch` (None: compiler OOM)."""
     from orca_jax.training.train_step import batch_abstract
 
-    with scope(stage), platform_backend(platform):
-        abstract_batch = batch_abstract(batch, settings.sequence_length, setup.mesh, setup.rules)
+    config = dataclasses.replace(setup.config, data=dataclasses.replace(setup.config.data, batch_size=batch))
+    at_batch = dataclasses.replace(setup, config=config,
+                                   batch=batch_abstract(config.data.batch_shape, setup.mesh, setup.rules))
     try:
-        compiled, _ = compile_train(dataclasses.replace(setup, batch=abstract_batch),
-                                    dataclasses.replace(settings, batch_size=batch), stage, platform)
+        compiled = compile_train(at_batch, platform)
     except Exception as e:  # XLA:TPU refuses what cannot fit in HBM
         if "RESOURCE_EXHAUSTED" in str(e):
             return None
         raise
     total = Memory.of(compiled).total
-    print(f"   --max_batch: batch {batch} x {settings.sequence_length}: {gib(total)} per device")
+    print(f"   --max_batch: batch {batch} x {config.data.sequence_length}: {gib(total)} per device")
     return total
 
 
-def batch_granularity(setup, settings: StageSettings) -> int:
+def batch_granularity(setup) -> int:
     """The step between valid global batches: every microbatch splits over the batch mesh axes."""
     from orca_jax import partitioning
 
-    return partitioning.mesh_axes_size(setup.mesh, dict(setup.rules).get("batch")) * settings.num_microbatches
+    return partitioning.mesh_axes_size(setup.mesh, dict(setup.rules).get("batch")) * setup.config.num_microbatches
 
 
 # ---------------------------------------------------------------------------------------------
@@ -575,44 +507,46 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Everything but printing the final verdict; raises AotError / DoesNotFit."""
     topo_lib.get_topology(args.topology, flag="--topology")  # a bad name fails before anything
     parse_gin(args)  # before anything else: a typo fails in a second
-    stage = resolve_stage(args.stage)
-    settings = stage_settings(stage)
+    from orca_jax.training import trainer
+
+    try:  # the trainer's own typed configs, built and checked as it builds them
+        run_config, stages = trainer.configs_from_gin()
+        stage = resolve_stage(args.stage, run_config.stages)
+        config = stages[stage]
+        trainer.validate(config, stage)
+    except ValueError as e:
+        raise AotError(f"gin: {e}") from e
+    data = config.data
     topology, devices = create_topology(args.topology, args.num_slices)
     platform = devices[0].platform
-    bind_devices()
     hbm = int(args.hbm_gib * GiB) if args.hbm_gib else topology.hbm_bytes_per_chip
     budget = int(hbm * (1 - args.min_headroom))
 
-    from orca_jax.training import trainer
-
-    steps = settings.num_train_steps or 1000  # only the schedule's length: no effect on memory
-    with scope(stage), platform_backend(platform):
+    with platform_backend(platform):
         try:
-            setup = trainer.build_setup(settings.batch_size, settings.sequence_length,
-                                        settings.num_microbatches, steps)
+            setup = trainer.build_setup(config, stage, devices)
         except NotImplementedError as e:
             raise AotError(explain_kernel_error(e, "building the train state (trainer.build_setup)")) from e
         except ValueError as e:
             raise AotError(f"stage {stage!r} on {topology.accelerator}: {e}") from e
-    batch_shape = (settings.batch_size, settings.sequence_length)
-    feeding = host_feeding_problems(setup.batch["decoder_input_tokens"].sharding, batch_shape)
+    feeding = host_feeding_problems(setup.batch["decoder_input_tokens"].sharding, data.batch_shape)
 
-    cfg = setup.config
+    cfg = config.model
     result: dict[str, Any] = {
         "topology": topology.accelerator, "topology_name": topology.topology_name, "num_slices": args.num_slices,
         "chips": topology.num_chips * args.num_slices, "hosts": topology.num_hosts * args.num_slices,
         "hbm_bytes_per_chip": hbm, "min_headroom": args.min_headroom, "stage": stage,
-        "mesh": dict(setup.mesh.shape), "batch_size": settings.batch_size,
-        "sequence_length": settings.sequence_length, "num_microbatches": settings.num_microbatches,
+        "mesh": dict(setup.mesh.shape), "batch_size": data.batch_size,
+        "sequence_length": data.sequence_length, "num_microbatches": config.num_microbatches,
         "remat_policy": cfg.remat_policy, "attention_impl": cfg.attention_impl, "scan_layers": cfg.scan_layers,
         "num_params": cfg.num_params(),
     }
     print(f"== {topology.accelerator} ({topology.topology_name}, {result['chips']} chips, {result['hosts']} hosts, "
-          f"{gib(hbm)} HBM/chip), stage {stage or '(no scope)'}")
+          f"{gib(hbm)} HBM/chip), stage {stage}")
     print(f"   model {cfg.num_params() / 1e9:.2f}B params ({cfg.n_layers} layers, d_model {cfg.d_model}), "
           f"remat {cfg.remat_policy}, attention {cfg.attention_impl}, scan_layers {cfg.scan_layers}")
-    print(f"   mesh {describe_mesh(setup.mesh)}; global batch {settings.batch_size} x {settings.sequence_length}, "
-          f"{settings.num_microbatches} microbatch(es)")
+    print(f"   mesh {describe_mesh(setup.mesh)}; global batch {data.batch_size} x {data.sequence_length}, "
+          f"{config.num_microbatches} microbatch(es)")
     result["host_feeding_problems"] = feeding
     if feeding:
         print(f"   WARNING: the trainer's feeding.host_data_shard rejects this mesh on {topology.accelerator} "
@@ -627,22 +561,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if state_bytes > budget:
         reason = verdict("the train state alone", topology, state_bytes, hbm, args.min_headroom)
         raise DoesNotFit(with_tips(reason + " (checked before compiling)",
-                                   suggestions(setup, settings, False, state_bytes, budget, None)))
+                                   suggestions(setup, False, state_bytes, budget)))
 
-    from orca_jax.training.loss import LossConfig
-    with scope(stage):
-        chunk = LossConfig().chunk_size
     start = time.perf_counter()
     try:
-        compiled, loss_config = compile_train(setup, settings, stage, platform)
+        compiled = compile_train(setup, platform)
     except Exception as e:
-        raise compile_failure(e, "the train step", topology,
-                              suggestions(setup, settings, True, state_bytes, budget, chunk)) from e
+        raise compile_failure(e, "the train step", topology, suggestions(setup, True, state_bytes, budget)) from e
     compile_s = time.perf_counter() - start
     memory = Memory.of(compiled)
     xla_flops = compiled_flops(compiled)
-    tokens = settings.batch_size * settings.sequence_length
-    model_flops = cfg.flops_per_token(settings.sequence_length) * tokens / len(devices)
+    tokens = data.batch_size * data.sequence_length
+    model_flops = cfg.flops_per_token(data.sequence_length) * tokens / len(devices)
     result["train"] = {"compile_seconds": compile_s, "memory": memory.as_dict(), "xla_flops_per_device": xla_flops,
                        "model_flops_per_device": model_flops,
                        "ideal_step_seconds": model_flops / topology.peak_bf16_flops_per_chip}
@@ -655,14 +585,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     reason = verdict("the train step", topology, memory.total, hbm, args.min_headroom)
     if reason:
         activations = memory.temporaries > 0.3 * budget
-        problems.append(with_tips(reason, suggestions(setup, settings, activations, state_bytes, budget,
-                                                      loss_config.chunk_size)))
+        problems.append(with_tips(reason, suggestions(setup, activations, state_bytes, budget)))
     del compiled
     if args.max_batch and not problems:
-        result["max_batch"] = report_max_batch(setup, settings, stage, platform, memory.total, budget,
+        result["max_batch"] = report_max_batch(setup, platform, memory.total, budget,
                                                args.min_headroom).as_dict()
     elif args.max_batch:
-        print(f"   --max_batch: skipped, the configured batch {settings.batch_size} does not fit already")
+        print(f"   --max_batch: skipped, the configured batch {data.batch_size} does not fit already")
 
     if not args.skip_decode:
         start = time.perf_counter()
@@ -685,7 +614,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if reason:
             problems.append(with_tips(reason, decode_tips))
 
-    times = stage_times(topology, cfg, args.mfu, args.num_slices)
+    times = stage_times(topology, stages, args.mfu, args.num_slices)
     result["stage_times"] = times
     result["mfu"] = args.mfu
     for t in times:
@@ -700,18 +629,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def report_max_batch(setup, settings: StageSettings, stage: str | None, platform: str, start_total: int,
+def report_max_batch(setup, platform: str, start_total: int,
                      budget: int, min_headroom: float) -> BatchSearch:
     """Run `search_max_batch` from the configured batch and print its answer."""
-    granularity = batch_granularity(setup, settings)
-    found = search_max_batch(lambda b: train_total_at(setup, settings, b, stage, platform),
-                             settings.batch_size, start_total, granularity, budget)
-    shards = granularity // settings.num_microbatches  # the batch mesh axes' size
+    data, microbatches = setup.config.data, setup.config.num_microbatches
+    granularity = batch_granularity(setup)
+    found = search_max_batch(lambda b: train_total_at(setup, b, platform),
+                             data.batch_size, start_total, granularity, budget)
+    shards = granularity // microbatches  # the batch mesh axes' size
     if found.batch_size is None:
         print(f"   largest global batch with {min_headroom:.0%} headroom: none (not even {granularity} rows)")
     else:
         print(f"   largest global batch with {min_headroom:.0%} headroom: {found.batch_size} x "
-              f"{settings.sequence_length} ({found.batch_size // shards} rows per batch shard), {gib(found.total)} "
+              f"{data.sequence_length} ({found.batch_size // shards} rows per batch shard), {gib(found.total)} "
               f"per device; {found.batch_size + granularity} does not fit (steps of {granularity}; "
               f"{len(found.compiled) - 1} more compiles)")
     return found

@@ -38,7 +38,7 @@ files it would write, and runs nothing):
    with its output teed to ~/orca-logs/ and uploaded to
    MODEL_DIR/logs/<launch_id>/worker-<i>.log every 5 minutes and at the end; the exit
    code goes to MODEL_DIR/logs/worker-<i>.exit. `--data_dir` is exported as
-   ORCA_DATA_DIR (read by orca_jax/data/registry.py); `--env K=V` adds variables (e.g. LIBTPU_INIT_ARGS).
+   ORCA_DATA_DIR (read by orca_jax/data/pipeline.py); `--env K=V` adds variables (e.g. LIBTPU_INIT_ARGS).
 4. Start. `gcloud compute tpus tpu-vm ssh TPU --worker=all --command=...` stops a run
    already started there (SIGTERM to its process group, from ~/orca-run.pid: the trainer
    saves a checkpoint at its current step; SIGKILL after STOP_GRACE_S) and starts the script
@@ -74,6 +74,7 @@ import shlex
 import sys
 from typing import Callable, Sequence
 
+from orca_jax import gin_utils
 from orca_jax.tools import gcs, topologies
 from orca_jax.tools.side_effects import CommandError, DryRunRunner, Runner, SubprocessRunner
 
@@ -648,16 +649,16 @@ def slice_argv(args: argparse.Namespace, parser: argparse.ArgumentParser) -> lis
 
 
 def parse_gin_bindings(extra: Sequence[str], parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
-    """`--gin.NAME=VALUE` arguments -> [(NAME, VALUE)]; anything else is an error."""
+    """`--gin.NAME=VALUE` arguments -> [(NAME, VALUE)] as typed (forwarded to the trainer's
+    command line); anything else is an error."""
     bindings = []
     for arg in extra:
-        if arg.startswith("--gin.") and "=" in arg:
-            name, value = arg[len("--gin."):].split("=", 1)
-            if name == "MODEL_DIR":
-                parser.error("--gin.MODEL_DIR: pass --model_dir (or --model_dir_root for sweeps) instead")
-            bindings.append((name, value))
-        else:
+        pair = gin_utils.split_gin_flag(arg)
+        if pair is None:
             parser.error(f"unrecognized argument: {arg}")
+        if pair[0] == "MODEL_DIR":
+            parser.error("--gin.MODEL_DIR: pass --model_dir (or --model_dir_root for sweeps) instead")
+        bindings.append(pair)
     return bindings
 
 
@@ -726,8 +727,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """What the launcher reads from a run's gin config before it creates anything."""
+class RunSummary:
+    """What the launcher reads from a run's typed config before it creates anything."""
 
     preset: str
     first_stage: str
@@ -747,30 +748,37 @@ def check_gin_files(gin_files: Sequence[str], repo_root: str) -> None:
         raise LaunchError(f"gin file(s) not found: {', '.join(missing)} (looked in {' and '.join(paths)})")
 
 
-def read_run_config(job: TrainJob, repo_root: str) -> RunConfig:
-    """Parse `job`'s gin config here, as the trainer will on the workers (a typo or an unknown
-    name fails now), and read the first stage's model preset and INIT_FROM. Clears gin's global
-    config before and after."""
+def read_run_config(job: TrainJob, repo_root: str) -> RunSummary:
+    """Parse `job`'s gin config and build its typed configs here, as the trainer will on the
+    workers (a typo or an unknown name fails now); summarise the first stage's model and
+    INIT_FROM. Clears gin's global config after."""
     import gin
-    from orca_jax import train  # the trainer's own parser: the same files, bindings and checks
-    bindings = [f"{k} = {train.gin_value(v)}" for k, v in job.gin_bindings]
+
+    from orca_jax.training import trainer
+    bindings = [gin_utils.binding(k, v) for k, v in job.gin_bindings]
     bindings.append(f"MODEL_DIR = {gin_str(job.model_dir)}")
-    gin.clear_config()
     try:
-        train.parse_gin(job.gin_files, bindings, gin_search_paths(repo_root))
-        first = gin.get_bindings("run_stages").get("stages", ("stage1",))[0]
-        with gin.config_scope(first):
-            init_from = gin.get_bindings("train_stage").get("init_from")
-            preset = gin.get_bindings("model_config").get("preset", "tiny")
+        gin_utils.parse_gin(job.gin_files, bindings, gin_search_paths(repo_root))
+        run, stages = trainer.configs_from_gin()
+        first = run.stages[0]
+        trainer.validate(stages[first], first)
     except Exception as e:  # gin raises ValueError, IOError, KeyError...: all mean the same here
         raise LaunchError(f"{job.name}: the gin config ({', '.join(job.gin_files)} and the --gin bindings) "
                           f"does not parse: {e}") from e
     finally:
         gin.clear_config()
-    return RunConfig(preset=str(preset), first_stage=first, init_from=init_from or None)
+    config = stages[first]
+    return RunSummary(preset=preset_name(config.model), first_stage=first, init_from=config.init_from or None)
 
 
-def check_init_from(job: TrainJob, cfg: RunConfig, from_scratch: bool) -> None:
+def preset_name(model) -> str:
+    """The name of the preset `model` has the parameters of, else its size."""
+    from orca_jax.models.presets import PRESETS
+    return next((name for name, preset in PRESETS.items() if preset.num_params() == model.num_params()),
+                f"{model.num_params() / 1e9:.2f}B-parameter")
+
+
+def check_init_from(job: TrainJob, cfg: RunSummary, from_scratch: bool) -> None:
     """A model larger than the test presets starts from converted weights unless asked otherwise."""
     if cfg.init_from or from_scratch or cfg.preset in SCRATCH_PRESETS:
         return

@@ -11,12 +11,12 @@ here overrides one) and `ABBREVIATIONS` ({binding name: short name} for run name
     NAME = "lr_batch"
     GIN_FILES = ["runs/orca_13b.gin"]  # found in gin_configs/ by the trainer
     BINDINGS = {"INIT_FROM": "gs://BUCKET/llama13b_converted"}
-    ABBREVIATIONS = {"train_stage.num_microbatches": "mb"}
+    ABBREVIATIONS = {"StageConfig.num_microbatches": "mb"}
     def get_sweep():
         return hyper.product([
             hyper.sweep("LEARNING_RATE", [1e-5, 2e-5]),
             hyper.zipit([hyper.sweep("BATCH_SIZE", [64, 128]),
-                         hyper.sweep("train_stage.num_microbatches", [1, 2])]),
+                         hyper.sweep("StageConfig.num_microbatches", [1, 2])]),
         ])
 
     python -m orca_jax.tools.sweep --sweep_file=sweeps/lr_batch.py \\
@@ -115,7 +115,7 @@ def sweep_bindings(sweep: SweepDef, command_line: Sequence[tuple[str, str]]) -> 
 
 
 def abbreviate(name: str, abbreviations: dict[str, str]) -> str:
-    """LEARNING_RATE -> lr, BATCH_SIZE -> bs, train_stage.num_epochs -> ne, DROPOUT -> drop."""
+    """LEARNING_RATE -> lr, BATCH_SIZE -> bs, DataConfig.num_epochs -> ne, DROPOUT -> drop."""
     if name in abbreviations:
         return abbreviations[name]
     base = re.split(r"[./]", name)[-1]

@@ -1,6 +1,7 @@
 """Where training batches come from: the batch-iterator protocol and its two sources.
 
-`make_batches` (gin-configurable) is the trainer's one entry point. A name that starts
+`DataConfig` (gin-configurable) is what a stage trains on; `make_batches` turns it into the
+host's iterator and is the trainer's one entry point. A name that starts
 with "synthetic" selects `SyntheticBatches` (deterministic, no TensorFlow, used by the tests
 and the tiny CPU run); any other name is a SeqIO task or mixture served by
 `orca_jax.data.pipeline.make_batch_iterator`, imported only then (it brings TensorFlow).
@@ -12,6 +13,7 @@ Both yield the host's share `[batch_size // process_count, length]` of the batch
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Iterator, Protocol, runtime_checkable
 
@@ -44,28 +46,42 @@ class BatchIterator(Protocol):
 
 
 @gin.configurable
-def make_batches(mixture_or_task_name: str, sequence_length: int, batch_size: int, *,
-                        split: str = "train", seed: int = 0, num_epochs: int | None = None,
-                        shuffle: bool = True, process_index: int | None = None,
-                        process_count: int | None = None) -> BatchIterator:
-    """The host's batch iterator for `mixture_or_task_name` ("synthetic*" or a SeqIO name).
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """What a stage trains on (gin: `DataConfig.x`, `stage1/DataConfig.x`); the one holder of
+    the sequence length, which the batch shapes, the data source and the step all take from it."""
 
-    `batch_size` is the global batch; the iterator yields rows for data shard
-    `process_index` of `process_count` (the trainer derives both from the mesh).
+    mixture_or_task_name: str | None = None
+    """SeqIO mixture/task, or "synthetic..." for the built-in source (MIXTURE_OR_TASK_NAME)."""
+    sequence_length: int = 2048
+    """Tokens per packed row (SEQUENCE_LENGTH; Orca: 2048)."""
+    batch_size: int = 128
+    """Global batch, in packed rows (BATCH_SIZE)."""
+    num_epochs: int | None = 4
+    """Passes over the data (NUM_EPOCHS; Orca: 4 per stage); None repeats forever."""
+
+    @property
+    def batch_shape(self) -> tuple[int, int]:
+        """`[batch_size, sequence_length]` of every array of the global batch."""
+        return self.batch_size, self.sequence_length
+
+
+def make_batches(data: DataConfig, *, seed: int = 0, process_index: int | None = None,
+                 process_count: int | None = None) -> BatchIterator:
+    """The host's batch iterator over `data` ("synthetic*" or a SeqIO name).
+
+    The iterator yields rows of the global batch for data shard `process_index` of
+    `process_count` (the trainer derives both from the mesh).
     """
-    if mixture_or_task_name.startswith("synthetic"):
-        return SyntheticBatches(sequence_length, batch_size, seed=seed, num_epochs=num_epochs,
-                                shuffle=shuffle, process_index=process_index or 0,
-                                process_count=process_count or 1)
-    # Imported lazily (the data stack, and `tasks` with SeqIO and TensorFlow when installed);
-    # their gin configurables register now, after parsing, hence the unlock. To bind them in
-    # a gin file, `import orca_jax.data.pipeline` / `import tasks` there.
-    with gin.unlock_config():
-        from orca_jax.data import pipeline
-        return pipeline.make_batch_iterator(
-            mixture_or_task_name, sequence_length, batch_size, split=split, seed=seed,
-            num_epochs=num_epochs, shuffle=shuffle, process_index=process_index,
-            process_count=process_count)
+    if data.mixture_or_task_name.startswith("synthetic"):
+        return SyntheticBatches(data.sequence_length, data.batch_size, seed=seed, num_epochs=data.num_epochs,
+                                process_index=process_index or 0, process_count=process_count or 1)
+    # Imported lazily: the data stack (its configurables are registered by gin_utils, and a
+    # gin file's `import tasks` registers the tasks').
+    from orca_jax.data import pipeline
+    return pipeline.make_batch_iterator(data.mixture_or_task_name, data.sequence_length, data.batch_size,
+                                        seed=seed, num_epochs=data.num_epochs, process_index=process_index,
+                                        process_count=process_count)
 
 
 @gin.configurable

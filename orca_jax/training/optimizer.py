@@ -1,4 +1,4 @@
-"""AdamW with warmup then decay and global-norm clipping (optax), gin-configurable.
+"""AdamW with warmup then decay and global-norm clipping (optax); `OptimizerConfig` is its gin config.
 
 Orca's paper does not state its learning rate, batch size, schedule or optimizer
 (docs/orca_facts.md#3a-orca-hyperparameters). The defaults are the instruction-tuning recipe of LLaMA-13B
@@ -9,6 +9,7 @@ in LLaMA's own training (steadier than 0.999 in bf16). All are gin-settable.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import gin
@@ -28,8 +29,6 @@ class Optimizer(NamedTuple):
 def make_schedule(total_steps: int, learning_rate: float, warmup_steps: int,
                   decay: str, end_learning_rate_ratio: float) -> optax.Schedule:
     """Linear warmup 0 -> learning_rate over warmup_steps, then `decay` to ratio * lr at total_steps."""
-    if decay not in DECAYS:
-        raise ValueError(f"make_optimizer.decay={decay!r}; expected one of {DECAYS}")
     end = learning_rate * end_learning_rate_ratio
     decay_steps = max(1, total_steps - warmup_steps)
     after = {
@@ -47,29 +46,48 @@ def decay_mask(params: Any) -> Any:
 
 
 @gin.configurable
-def make_optimizer(total_steps: int, *, learning_rate: float = 2e-5, warmup_steps: int | None = None,
-                   warmup_fraction: float = 0.03, decay: str = "cosine",
-                   end_learning_rate_ratio: float = 0.0, b1: float = 0.9, b2: float = 0.95,
-                   eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float | None = 1.0) -> Optimizer:
-    """AdamW for `total_steps` updates.
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """The optimizer of one stage (gin: `OptimizerConfig.x`, `stage2/OptimizerConfig.x`)."""
 
-    Args:
-      total_steps: length of the schedule (the stage's num_train_steps).
-      learning_rate: peak learning rate, reached at the end of warmup.
-      warmup_steps: linear warmup length; None: warmup_fraction * total_steps.
-      warmup_fraction: warmup length as a fraction of total_steps when warmup_steps is None.
-      decay: shape after warmup: cosine | linear | constant.
-      end_learning_rate_ratio: final lr as a fraction of the peak (cosine/linear).
-      b1, b2, eps: Adam moments' decay rates and epsilon.
-      weight_decay: decoupled weight decay on matrices (0 disables it).
-      clip_norm: clip gradients to this global norm before Adam; None disables clipping.
-    """
-    if warmup_steps is None:
-        warmup_steps = int(warmup_fraction * total_steps)
-    schedule = make_schedule(total_steps, learning_rate, warmup_steps, decay, end_learning_rate_ratio)
-    adamw = optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=decay_mask)
-    clip = optax.clip_by_global_norm(clip_norm) if clip_norm else optax.identity()
-    return Optimizer(optax.chain(clip, adamw), schedule)
+    learning_rate: float = 2e-5
+    """Peak learning rate, reached at the end of warmup."""
+    warmup_steps: int | None = None
+    """Linear warmup length; None: warmup_fraction * the stage's steps."""
+    warmup_fraction: float = 0.03
+    """Warmup length as a fraction of the stage's steps when warmup_steps is None."""
+    decay: str = "cosine"
+    """Shape after warmup: cosine | linear | constant."""
+    end_learning_rate_ratio: float = 0.0
+    """Final learning rate as a fraction of the peak (cosine/linear)."""
+    b1: float = 0.9
+    """Adam's first-moment decay rate."""
+    b2: float = 0.95
+    """Adam's second-moment decay rate."""
+    eps: float = 1e-8
+    """Adam's epsilon."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay on matrices (0 disables it)."""
+    clip_norm: float | None = 1.0
+    """Clip gradients to this global norm before Adam; None disables clipping."""
+
+    def __post_init__(self):
+        if self.decay not in DECAYS:
+            raise ValueError(f"OptimizerConfig.decay={self.decay!r}; expected one of {DECAYS}")
+
+    def make(self, total_steps: int) -> "Optimizer":
+        """AdamW for a schedule of `total_steps` updates (the stage's num_train_steps)."""
+        warmup = int(self.warmup_fraction * total_steps) if self.warmup_steps is None else self.warmup_steps
+        schedule = make_schedule(total_steps, self.learning_rate, warmup, self.decay, self.end_learning_rate_ratio)
+        adamw = optax.adamw(schedule, b1=self.b1, b2=self.b2, eps=self.eps, weight_decay=self.weight_decay,
+                            mask=decay_mask)
+        clip = optax.clip_by_global_norm(self.clip_norm) if self.clip_norm else optax.identity()
+        return Optimizer(optax.chain(clip, adamw), schedule)
+
+
+def make_optimizer(total_steps: int, **fields: Any) -> Optimizer:
+    """`OptimizerConfig(**fields).make(total_steps)`."""
+    return OptimizerConfig(**fields).make(total_steps)
 
 
 def update_count(opt_state: Any) -> jax.Array:

@@ -89,12 +89,10 @@ def train_step(state: TrainState, batch: Batch, *, model: Llama, optimizer: Opti
     return new_state, metrics
 
 
-def batch_abstract(batch_size: int, sequence_length: int, mesh: Mesh,
-                   rules: partitioning.Rules) -> Batch:
-    """ShapeDtypeStructs of the global batch contract, sharded over the batch axes."""
+def batch_abstract(batch_shape: tuple[int, int], mesh: Mesh, rules: partitioning.Rules) -> Batch:
+    """ShapeDtypeStructs of the global batch contract `[batch, length]`, sharded over the batch axes."""
     sharding = partitioning.batch_sharding(mesh, rules)
-    return {k: jax.ShapeDtypeStruct((batch_size, sequence_length), jnp.int32, sharding=sharding)
-            for k in FEATURES}
+    return {k: jax.ShapeDtypeStruct(batch_shape, jnp.int32, sharding=sharding) for k in FEATURES}
 
 
 def compile_train_step(config: LlamaConfig, optimizer: Optimizer, loss_config: LossConfig,

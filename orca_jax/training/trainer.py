@@ -1,9 +1,11 @@
-"""The stage trainer and the stage runner: thin gin-configurable entry points around the
-pure train step (train_step.py).
+"""The stage trainer and the stage runner around the pure train step (train_step.py), and
+the typed configs they take: `RunConfig` and, per stage, `StageConfig` (model, data,
+optimizer, partitioning, checkpoint and loss configs). Gin binds the configs' fields;
+`configs_from_gin` builds them once, each stage under the gin scope of its name (so
+`stage2/OptimizerConfig.x` configures only stage two), and nothing below reads gin.
 
 `run_stages` trains the stages it lists, in order, each in its own run directory
-`<model_dir>/<stage>` and under the gin scope of the same name, so `stage2/train_stage.x`
-configures only stage two. A stage with a DONE file is skipped; one with checkpoints
+`<model_dir>/<stage>`. A stage with a DONE file is skipped; one with checkpoints
 resumes from the latest complete one, data position included; stage two initialises its
 parameters from stage one's final checkpoint with a fresh optimizer and schedule. SIGTERM
 (a preemption notice) saves at the current step and raises `Preempted` (preemption.py).
@@ -11,10 +13,11 @@ parameters from stage one's final checkpoint with a fresh optimizer and schedule
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
 import gin
 import jax
@@ -26,12 +29,12 @@ from orca_jax.models import LlamaConfig, model_config
 from orca_jax.training import checkpoints as ckpt_lib
 from orca_jax.training import model_card
 from orca_jax.training import train_state as ts
-from orca_jax.training.batches import BatchIterator, make_batches
+from orca_jax.training.batches import BatchIterator, DataConfig, make_batches
 from orca_jax.training.feeding import Prefetcher, host_data_shard
 from orca_jax.training.flops import peak_flops_per_device
 from orca_jax.training.loss import LossConfig
 from orca_jax.training.metrics import MetricsWriter, Window
-from orca_jax.training.optimizer import Optimizer, make_optimizer
+from orca_jax.training.optimizer import Optimizer, OptimizerConfig
 from orca_jax.training.preemption import Preempted, PreemptionWatch
 from orca_jax.training.train_step import batch_abstract, compile_train_step
 
@@ -55,11 +58,78 @@ class CheckpointConfig:
     """Write checkpoints in the background (the device-to-host copy still blocks the step)."""
 
 
+@gin.configurable(denylist=["model", "data", "optimizer", "partitioning", "checkpoint", "loss"])
+@dataclasses.dataclass(frozen=True)
+class StageConfig:
+    """Everything one stage is trained with (gin: `StageConfig.x`, `stage2/StageConfig.x`; the
+    parts are configured as `model_config.x`, `DataConfig.x`, `OptimizerConfig.x`...)."""
+
+    model: LlamaConfig
+    """The model (gin: model_config.preset / .overrides)."""
+    data: DataConfig
+    """Data, batch and sequence length (gin: DataConfig.x)."""
+    optimizer: OptimizerConfig
+    """Optimizer and schedule (gin: OptimizerConfig.x)."""
+    partitioning: partitioning.PartitioningConfig
+    """Mesh shape and logical-axis rules (gin: PartitioningConfig.x)."""
+    checkpoint: CheckpointConfig
+    """Checkpoint cadence (gin: CheckpointConfig.x)."""
+    loss: LossConfig
+    """Loss (gin: LossConfig.x)."""
+    num_train_steps: int | None = None
+    """Optimizer steps (also the schedule's length); the stage ends earlier if the data's
+    num_epochs run out first (TRAIN_STEPS, STAGEn_TRAIN_STEPS)."""
+    num_microbatches: int = 1
+    """Gradient accumulation: the step scans over this many microbatches."""
+    init_from: str | None = None
+    """Start from these params (a converted LLaMA dir, or any checkpoint) with a fresh
+    optimizer; ignored when the stage has its own checkpoint to resume (INIT_FROM)."""
+    init_from_previous_stage: bool = False
+    """Start from the previous stage's final params (stage two)."""
+    seed: int = 0
+    """Model initialisation and data order."""
+    log_every_steps: int = 100
+    """Metrics (and the only host syncs of the loop) every this many steps."""
+    max_consecutive_nonfinite: int = 10
+    """Stop (after saving) when more steps than this in a row had a non-finite loss or
+    gradient (their updates are skipped); checked at metric steps."""
+    log_data_position: bool = False
+    """Also write the data iterator's position to metrics.jsonl."""
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The stages of a run (gin: `RunConfig.x`)."""
+
+    model_dir: str = gin.REQUIRED
+    """The run's root directory (MODEL_DIR); stage `s` trains in `<model_dir>/<s>`."""
+    stages: tuple[str, ...] = ("stage1",)
+    """Stage names, in order: also their gin scopes and directory names."""
+    evaluate_after_stage: bool = False
+    """After each stage, call orca_jax.evaluation.runner.evaluate(checkpoint=<stage dir>,
+    output_dir=<stage dir>/eval) once, configured by gin under the stage's scope."""
+
+
+def stage_config(name: str | None) -> StageConfig:
+    """Stage `name`'s typed config, built from gin under its scope (None: no scope)."""
+    with gin.config_scope(name) if name else contextlib.nullcontext():
+        return StageConfig(model=model_config(), data=DataConfig(), optimizer=OptimizerConfig(),
+                           partitioning=partitioning.PartitioningConfig(), checkpoint=CheckpointConfig(),
+                           loss=LossConfig())
+
+
+def configs_from_gin() -> tuple[RunConfig, dict[str, StageConfig]]:
+    """The run's and every stage's typed configs, built once from the parsed gin config."""
+    run = RunConfig()
+    return run, {name: stage_config(name) for name in run.stages}
+
+
 @dataclasses.dataclass(frozen=True)
 class Setup:
     """What a stage is trained with; built and checked before anything is computed."""
 
-    config: LlamaConfig
+    config: StageConfig
     mesh: Mesh
     rules: partitioning.Rules
     optimizer: Optimizer
@@ -68,49 +138,73 @@ class Setup:
     batch: dict[str, jax.ShapeDtypeStruct]
 
 
-def build_setup(batch_size: int, sequence_length: int, num_microbatches: int, num_train_steps: int) -> Setup:
-    """Model config, mesh, rules, optimizer and shardings; raises on any shape mismatch."""
-    config = model_config()
-    mesh = partitioning.make_mesh()
-    rules = partitioning.logical_axis_rules()
-    if sequence_length > config.max_len:
-        raise ValueError(f"sequence_length {sequence_length} exceeds the model's max_len {config.max_len}")
-    partitioning.check_batch_divisible(batch_size, mesh, rules)
-    if batch_size % num_microbatches:
-        raise ValueError(f"batch size {batch_size} is not divisible by num_microbatches {num_microbatches}")
-    try:
-        partitioning.check_batch_divisible(batch_size // num_microbatches, mesh, rules)
-    except ValueError as e:
-        raise ValueError(f"microbatch size {batch_size}/{num_microbatches}: {e}") from None
-    optimizer = make_optimizer(num_train_steps)
-    shardings = ts.state_shardings(config, optimizer, mesh, rules)
-    return Setup(config, mesh, rules, optimizer, shardings, ts.abstract_state(config, optimizer, shardings),
-                 batch_abstract(batch_size, sequence_length, mesh, rules))
+def validate(config: StageConfig, name: str | None = None) -> None:
+    """Checks that need no devices; each error names the gin binding to change."""
+    where = f"{name}/" if name else ""
+    data = config.data
+    for field, value, macro in (("DataConfig.mixture_or_task_name", data.mixture_or_task_name, "MIXTURE_OR_TASK_NAME"),
+                                ("StageConfig.num_train_steps", config.num_train_steps, "TRAIN_STEPS")):
+        if value is None:
+            raise ValueError(f"{where}{field} is not set (gin: bind it, or the macro {macro}, or "
+                             f"STAGEn_{macro} in the stage files)")
+    if data.sequence_length > config.model.max_len:
+        raise ValueError(f"{where}DataConfig.sequence_length={data.sequence_length} (SEQUENCE_LENGTH) exceeds the "
+                         f"model's max_len {config.model.max_len} (model_config.overrides)")
+    chunk = config.loss.chunk_size
+    if chunk is not None and (chunk < 1 or data.sequence_length % chunk):
+        raise ValueError(f"{where}LossConfig.chunk_size={chunk} does not divide "
+                         f"DataConfig.sequence_length={data.sequence_length}")
+    if data.batch_size % config.num_microbatches:
+        raise ValueError(f"{where}DataConfig.batch_size={data.batch_size} (BATCH_SIZE) is not divisible by "
+                         f"StageConfig.num_microbatches={config.num_microbatches}")
+    if config.init_from and config.init_from_previous_stage:
+        raise ValueError(f"set either {where}StageConfig.init_from or "
+                         f"{where}StageConfig.init_from_previous_stage, not both")
 
 
-def initial_state(setup: Setup, checkpointer: ckpt_lib.Checkpointer, *, init_from: str | None,
-                  seed: int) -> tuple[ts.TrainState, dict[str, Any] | None]:
+def build_setup(config: StageConfig, name: str | None = None, devices: Sequence[jax.Device] | None = None) -> Setup:
+    """Mesh, rules, optimizer and shardings of stage `name` over `devices` (default: all);
+    raises on any config or shape mismatch, before anything is computed."""
+    validate(config, name)
+    data = config.data
+    mesh = config.partitioning.mesh(devices)
+    rules = config.partitioning.rules()
+    where, n = (f"{name}/" if name else ""), config.num_microbatches
+    for rows, what in ((data.batch_size, f"DataConfig.batch_size={data.batch_size} (BATCH_SIZE)"),
+                       (data.batch_size // n, f"microbatch size {data.batch_size}/{n} (StageConfig.num_microbatches)")):
+        try:
+            partitioning.check_batch_divisible(rows, mesh, rules)
+        except ValueError as e:
+            raise ValueError(f"{where}{what}: {e}; "
+                             f"PartitioningConfig.mesh_shape={config.partitioning.mesh_shape}") from None
+    optimizer = config.optimizer.make(config.num_train_steps or 1)
+    shardings = ts.state_shardings(config.model, optimizer, mesh, rules)
+    return Setup(config, mesh, rules, optimizer, shardings, ts.abstract_state(config.model, optimizer, shardings),
+                 batch_abstract(data.batch_shape, mesh, rules))
+
+
+def initial_state(setup: Setup, checkpointer: ckpt_lib.Checkpointer, *,
+                  init_from: str | None) -> tuple[ts.TrainState, dict[str, Any] | None]:
     """(state, data position): the latest checkpoint's, else step 0 from `init_from`'s
     params (fresh optimizer), else a random initialisation."""
+    model, seed = setup.config.model, setup.config.seed
     step = checkpointer.latest_step()
     if step is not None:
         log.info("resuming from checkpoint step %d", step)
         return checkpointer.restore(step, setup.abstract)
     if init_from is None:
-        return ts.init_state(setup.config, setup.optimizer, setup.shardings, seed), None
+        return ts.init_state(model, setup.optimizer, setup.shardings, seed), None
     log.info("initialising params from %s", init_from)
-    params = ckpt_lib.load_params(init_from, setup.config, setup.mesh, setup.rules)
+    params = ckpt_lib.load_params(init_from, model, setup.mesh, setup.rules)
     return ts.state_from_params(params, setup.optimizer, setup.shardings, seed), None
 
 
-def resolve_init_from(init_from: str | None, init_from_previous_stage: bool,
-                      previous_stage_dir: str | None) -> str | None:
+def resolve_init_from(config: StageConfig, previous_stage_dir: str | None) -> str | None:
     """The checkpoint a new stage starts from; checks it exists before anything is computed."""
-    if init_from and init_from_previous_stage:
-        raise ValueError("set either train_stage.init_from or train_stage.init_from_previous_stage, not both")
-    if init_from_previous_stage:
+    init_from = config.init_from
+    if config.init_from_previous_stage:
         if previous_stage_dir is None:
-            raise ValueError("train_stage.init_from_previous_stage=True but no stage runs before this one")
+            raise ValueError("StageConfig.init_from_previous_stage=True but no stage runs before this one")
         if not ckpt_lib.is_done(previous_stage_dir):
             raise FileNotFoundError(f"previous stage {previous_stage_dir!r} has not finished (no DONE file)")
         init_from = previous_stage_dir
@@ -139,68 +233,28 @@ def update_streak(streak: int, skipped: Any) -> tuple[int, int]:
     return streak, worst
 
 
-@gin.configurable(denylist=["model_dir", "previous_stage_dir"])
-def train_stage(model_dir: str, previous_stage_dir: str | None = None, *,
-                mixture_or_task_name: str | None = None,
-                sequence_length: int = 2048,
-                batch_size: int = 128,
-                num_train_steps: int | None = None,
-                num_epochs: int | None = 4,
-                num_microbatches: int = 1,
-                init_from: str | None = None,
-                init_from_previous_stage: bool = False,
-                seed: int = 0,
-                log_every_steps: int = 100,
-                max_consecutive_nonfinite: int = 10,
-                log_data_position: bool = False) -> int:
-    """Train one stage in `model_dir`; returns the final step.
-
-    Args:
-      model_dir: this stage's run directory (checkpoints, metrics, configs).
-      previous_stage_dir: the run directory of the stage before (set by run_stages).
-      mixture_or_task_name: SeqIO mixture/task, or "synthetic" for the built-in source.
-      sequence_length: tokens per packed row (Orca: 2048).
-      batch_size: global batch, in packed rows.
-      num_train_steps: optimizer steps (also the schedule's length); the stage ends earlier
-        if the data's `num_epochs` run out first.
-      num_epochs: passes over the data (Orca: 4 per stage); None repeats forever.
-      num_microbatches: gradient accumulation: the step scans over this many microbatches.
-      init_from: start from these params (a converted LLaMA dir, or any checkpoint) with a
-        fresh optimizer; ignored when the stage has its own checkpoint to resume.
-      init_from_previous_stage: start from the previous stage's final params (stage two).
-      seed: model initialisation and data order.
-      log_every_steps: metrics (and the only host syncs of the loop) every this many steps.
-      max_consecutive_nonfinite: stop (after saving) when more steps than this in a row had a
-        non-finite loss or gradient (their updates are skipped); checked at metric steps.
-      log_data_position: also write the data iterator's position to metrics.jsonl.
-    """
-    for name, value in (("mixture_or_task_name", mixture_or_task_name), ("num_train_steps", num_train_steps)):
-        if value is None:
-            raise ValueError(f"train_stage.{name} is not set for {model_dir} (gin: bind it, or the macros "
-                             "MIXTURE_OR_TASK_NAME/TRAIN_STEPS, or STAGEn_... in the stage files)")
-    init_from = resolve_init_from(init_from, init_from_previous_stage, previous_stage_dir)
-    setup = build_setup(batch_size, sequence_length, num_microbatches, num_train_steps)
+def train_stage(setup: Setup, model_dir: str, previous_stage_dir: str | None = None) -> int:
+    """Train one stage, set up by `build_setup`, in `model_dir` (checkpoints, metrics,
+    configs); `previous_stage_dir` is the run directory of the stage before. Returns the final step."""
+    config = setup.config
+    init_from = resolve_init_from(config, previous_stage_dir)
     write_gin_configs(model_dir, operative=False)
-    ckpt_lib.save_model_config(model_dir, setup.config)
+    ckpt_lib.save_model_config(model_dir, config.model)
     checkpointer = ckpt_lib.Checkpointer(str(epath.Path(model_dir) / ckpt_lib.CHECKPOINTS_DIR),
-                                         **dataclasses.asdict(CheckpointConfig()))
+                                         **dataclasses.asdict(config.checkpoint))
     try:
-        state, position = initial_state(setup, checkpointer, init_from=init_from, seed=seed)
-        shard, num_shards = host_data_shard(setup.batch["decoder_input_tokens"].sharding,
-                                            (batch_size, sequence_length))
-        iterator = make_batches(mixture_or_task_name, sequence_length, batch_size, seed=seed,
-                                       num_epochs=num_epochs, process_index=shard, process_count=num_shards)
+        state, position = initial_state(setup, checkpointer, init_from=init_from)
+        shard, num_shards = host_data_shard(setup.batch["decoder_input_tokens"].sharding, config.data.batch_shape)
+        iterator = make_batches(config.data, seed=config.seed, process_index=shard, process_count=num_shards)
         if position is not None:
             iterator.load_state_dict(position)
-        model_card.save_card(model_dir, model_card.card_from_iterator(setup.config, iterator))
+        model_card.save_card(model_dir, model_card.card_from_iterator(config.model, iterator))
         start = time.perf_counter()
-        step_fn = compile_train_step(setup.config, setup.optimizer, LossConfig(), num_microbatches,
+        step_fn = compile_train_step(config.model, setup.optimizer, config.loss, config.num_microbatches,
                                      setup.mesh, setup.rules, setup.abstract, setup.batch)
         log.info("train step compiled in %.1fs", time.perf_counter() - start)
         write_gin_configs(model_dir, operative=True)
-        loop = TrainLoop(setup, step_fn, checkpointer, iterator, model_dir, num_train_steps,
-                         log_every_steps, max_consecutive_nonfinite, log_data_position)
-        return loop.run(state)
+        return TrainLoop(setup, step_fn, checkpointer, iterator, model_dir).run(state)
     finally:
         checkpointer.close()
 
@@ -214,26 +268,24 @@ class TrainLoop:
     checkpointer: ckpt_lib.Checkpointer
     iterator: BatchIterator
     model_dir: str
-    num_train_steps: int
-    log_every_steps: int
-    max_consecutive_nonfinite: int
-    log_data_position: bool
     streak: int = 0
     """Consecutive skipped (non-finite) steps so far."""
 
     @property
-    def batch_shape(self) -> tuple[int, int]:
-        return self.setup.batch["decoder_input_tokens"].shape
+    def config(self) -> StageConfig:
+        return self.setup.config
 
     def run(self, state: ts.TrainState) -> int:
         """Train from `state` to num_train_steps (or the end of the data); returns the final step."""
         step = start = int(jax.device_get(state.step))
-        writer = MetricsWriter(self.model_dir, self.num_train_steps, start)
-        feed = Prefetcher(self.iterator, self.setup.batch["decoder_input_tokens"].sharding, self.batch_shape[0])
+        num_train_steps = self.config.num_train_steps
+        writer = MetricsWriter(self.model_dir, num_train_steps, start)
+        feed = Prefetcher(self.iterator, self.setup.batch["decoder_input_tokens"].sharding,
+                          self.config.data.batch_size)
         window, position = Window(), None
         watch = PreemptionWatch().start()
         try:
-            while step < self.num_train_steps:
+            while step < num_train_steps:
                 try:
                     batch, position, waited = feed.next_with_wait()
                 except StopIteration:
@@ -242,7 +294,7 @@ class TrainLoop:
                 state, metrics = self.step_fn(state, batch)
                 step += 1
                 window.add(metrics, waited)
-                if step % self.log_every_steps == 0 or step == self.num_train_steps:
+                if step % self.config.log_every_steps == 0 or step == num_train_steps:
                     self.report(step, window, writer, state, position)
                     window = Window()
                 if watch.should_stop(step):
@@ -277,60 +329,52 @@ class TrainLoop:
     def report(self, step: int, window: Window, writer: MetricsWriter, state: ts.TrainState,
                position: dict[str, Any]) -> None:
         """Write the window's metrics; save and raise if too many steps in a row were skipped."""
-        batch_size, length = self.batch_shape
+        batch_size, length = self.config.data.batch_shape
         summary, skipped = window.summarize(
             slots_per_step=batch_size * length, num_devices=self.setup.mesh.size,
-            flops_per_token=self.setup.config.flops_per_token(length), peak_flops=peak_flops_per_device())
+            flops_per_token=self.config.model.flops_per_token(length), peak_flops=peak_flops_per_device())
         summary.update({f"data/{k}": v for k, v in self.iterator.stats().items()})
         write_data_summary = getattr(self.iterator, "write_data_summary", None)  # per-file counts (data pipeline)
         if write_data_summary is not None:
             write_data_summary(self.model_dir)
         self.streak, worst = update_streak(self.streak, skipped)
         summary["nonfinite_streak"] = self.streak
-        writer.write(step, summary, {"data_position": position} if self.log_data_position else None)
-        if worst > self.max_consecutive_nonfinite:
+        writer.write(step, summary, {"data_position": position} if self.config.log_data_position else None)
+        limit = self.config.max_consecutive_nonfinite
+        if worst > limit:
             self.checkpointer.save(step, state, position)
             self.checkpointer.wait()
             raise NonFiniteError(
                 f"{worst} consecutive steps up to step {step} had a non-finite loss or gradient "
-                f"(limit train_stage.max_consecutive_nonfinite={self.max_consecutive_nonfinite}); "
+                f"(limit StageConfig.max_consecutive_nonfinite={limit}); "
                 f"their updates were skipped and the state was saved at step {step} in {self.model_dir}")
 
 
-@gin.configurable
-def run_stages(model_dir: str = gin.REQUIRED, stages: tuple[str, ...] = ("stage1",),
-               evaluate_after_stage: bool = False) -> None:
-    """Train `stages` in order, each in `<model_dir>/<stage>` under gin scope `<stage>`.
+def run_stages(run: RunConfig, stages: Mapping[str, StageConfig]) -> None:
+    """Train `run.stages` in order, each in `<model_dir>/<stage>` with `stages[stage]`.
 
-    Idempotent: a stage with a DONE file is skipped; an interrupted one resumes.
-
-    Args:
-      model_dir: the run's root directory (MODEL_DIR).
-      stages: stage names, which are also their gin scopes and directory names.
-      evaluate_after_stage: after each stage, call
-        orca_jax.evaluation.runner.evaluate(checkpoint=<stage dir>, output_dir=<stage dir>/eval)
-        (once; configured by gin under the stage's scope).
+    Every stage is set up (and so validated) before any trains. Idempotent: a stage with a
+    DONE file is skipped; an interrupted one resumes.
     """
-    if evaluate_after_stage:
-        evaluator()  # fails before any compute if the evaluation runner is missing
+    setups = {name: build_setup(stages[name], name) for name in run.stages}
+    evaluate = evaluator() if run.evaluate_after_stage else None  # fails before any compute
     previous, trained = None, []
-    for name in stages:
-        stage_dir = str(epath.Path(model_dir) / name)
+    for name in run.stages:
+        stage_dir = str(epath.Path(run.model_dir) / name)
         if ckpt_lib.is_done(stage_dir):
             log.info("stage %s is done (%s); skipping", name, stage_dir)
         else:
             if not trained:
-                write_gin_configs(model_dir, operative=False)
-            with gin.config_scope(name):
-                final_step = train_stage(stage_dir, previous_stage_dir=previous)
+                write_gin_configs(run.model_dir, operative=False)
+            final_step = train_stage(setups[name], stage_dir, previous_stage_dir=previous)
             ckpt_lib.mark_done(stage_dir, final_step)
             log.info("stage %s finished at step %d", name, final_step)
             trained.append(name)
-        if evaluate_after_stage:
+        if evaluate is not None:
             with gin.config_scope(name):
-                evaluate_stage(stage_dir)
+                evaluate_stage(evaluate, stage_dir)
         previous = stage_dir
-    write_root_operative_config(model_dir, trained, stages)
+    write_root_operative_config(run.model_dir, trained, run.stages)
 
 
 def write_root_operative_config(model_dir: str, trained: list[str], stages: tuple[str, ...]) -> None:
@@ -342,22 +386,21 @@ def write_root_operative_config(model_dir: str, trained: list[str], stages: tupl
         write_gin_configs(model_dir, operative=True)
 
 
-def evaluator():
-    """orca_jax.evaluation.runner.evaluate, imported lazily (it brings the evaluation stack)."""
+def evaluator() -> Callable[..., Any]:
+    """orca_jax.evaluation.runner.evaluate, imported lazily (gin_utils registers it before parsing)."""
     try:
-        with gin.unlock_config():  # its configurables register now unless a gin file imported it
-            from orca_jax.evaluation.runner import evaluate
+        from orca_jax.evaluation.runner import evaluate
     except ImportError as e:
-        raise ImportError("run_stages.evaluate_after_stage=True needs orca_jax.evaluation.runner.evaluate, "
+        raise ImportError("RunConfig.evaluate_after_stage=True needs orca_jax.evaluation.runner.evaluate, "
                           f"which cannot be imported: {e}") from e
     return evaluate
 
 
-def evaluate_stage(stage_dir: str) -> None:
+def evaluate_stage(evaluate: Callable[..., Any], stage_dir: str) -> None:
     """Evaluate a finished stage into `<stage_dir>/eval`, once (EVAL_DONE marks it done)."""
     marker = epath.Path(stage_dir) / "EVAL_DONE"
     if marker.exists():
         return
-    evaluator()(checkpoint=stage_dir, output_dir=str(epath.Path(stage_dir) / "eval"))
+    evaluate(checkpoint=stage_dir, output_dir=str(epath.Path(stage_dir) / "eval"))
     if jax.process_index() == 0:
         marker.write_text("")

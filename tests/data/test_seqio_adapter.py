@@ -121,7 +121,7 @@ def test_trainer_trains_on_a_user_seqio_task(user_task, tmp_path):
         include 'partitioning/fsdp.gin'
         include 'stages/stage1.gin'
 
-        run_stages.stages = ('stage1',)
+        RunConfig.stages = ('stage1',)
         MIXTURE_OR_TASK_NAME = {TASK!r}
         STAGE1_MIXTURE_OR_TASK_NAME = %MIXTURE_OR_TASK_NAME
         STAGE1_TRAIN_STEPS = 8
@@ -129,9 +129,9 @@ def test_trainer_trains_on_a_user_seqio_task(user_task, tmp_path):
         BATCH_SIZE = 8
         SEQUENCE_LENGTH = 64
         LEARNING_RATE = 3e-3
-        make_mesh.mesh_shape = (2, 2, 2)
-        make_optimizer.warmup_steps = 2
-        train_stage.log_every_steps = 1
+        PartitioningConfig.mesh_shape = (2, 2, 2)
+        OptimizerConfig.warmup_steps = 2
+        StageConfig.log_every_steps = 1
         CheckpointConfig.async_save = False
         """))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(user_task), ROOT])}

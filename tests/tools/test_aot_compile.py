@@ -69,13 +69,14 @@ def test_max_batch_is_the_largest_batch_that_compiles_within_the_budget(tmp_path
 
 def test_stage_hours_use_the_models_flops_per_token():
     """Stage hours count flops_per_token (6N + attention), the figure beside the step time, not 6N."""
-    from orca_jax import train
-    from orca_jax.models import model_config
+    from orca_jax import gin_utils
     from orca_jax.tools import topologies
+    from orca_jax.training import trainer
 
-    train.parse_gin(["runs/orca_13b_v5p_64.gin"], ["MODEL_DIR = '/tmp/unused'"], train.DEFAULT_SEARCH_PATHS)
-    config, topology = model_config(), topologies.get_topology("v5p-64")
-    times = aot_compile.stage_times(topology, config, 0.4)
+    gin_utils.parse_gin(["runs/orca_13b_v5p_64.gin"], ["MODEL_DIR = '/tmp/unused'"])
+    _, stages = trainer.configs_from_gin()
+    config, topology = stages["stage1"].model, topologies.get_topology("v5p-64")
+    times = aot_compile.stage_times(topology, stages, 0.4)
     assert [t["stage"] for t in times] == ["stage1", "stage2"]
     slice_flops = topology.num_chips * topology.peak_bf16_flops_per_chip * 0.4
     for t in times:
@@ -92,7 +93,7 @@ def test_splash_attention_compiles_on_a_sharded_multi_host_slice(tmp_path, capsy
     """Splash on a 2-host v5p-16: params init off the kernel, the Mosaic kernel runs in shard_map
     (rows over fsdp, heads over tensor; GQA), and every host can feed its (interleaved) rows."""
     out = tmp_path / "aot.json"
-    assert aot_compile.main([*TINY, "--topology=v5p-16", f"--gin.make_mesh.mesh_shape={mesh}", "--skip_decode",
+    assert aot_compile.main([*TINY, "--topology=v5p-16", f"--gin.PartitioningConfig.mesh_shape={mesh}", "--skip_decode",
                              "--gin.model_config.overrides={'attention_impl': 'splash', 'n_kv_heads': 2}",
                              f"--json={out}"]) == aot_compile.FIT
     assert "WARNING" not in capsys.readouterr().out
@@ -104,7 +105,7 @@ def test_splash_attention_compiles_on_a_sharded_multi_host_slice(tmp_path, capsy
 def test_13b_data_parallel_on_one_v5p_host_is_rejected_before_compiling(capsys):
     # Every chip would hold all 13B params + Adam moments (~146 GiB): the analytic check
     # rejects it in seconds, before any compile.
-    rc = aot_compile.main(["--gin_file=runs/orca_13b.gin", "--topology=v5p-8", "--gin.make_mesh.mesh_shape=(4, 1, 1)",
+    rc = aot_compile.main(["--gin_file=runs/orca_13b.gin", "--topology=v5p-8", "--gin.PartitioningConfig.mesh_shape=(4, 1, 1)",
                            "--gin.model_config.overrides={'attention_impl': 'xla'}", "--skip_decode"])
     assert rc == aot_compile.DOES_NOT_FIT
     err = capsys.readouterr().err
@@ -157,7 +158,7 @@ def test_batch_that_does_not_split_over_the_mesh_is_a_clear_error(capsys):
 
 @pytest.mark.tpu
 def test_mesh_that_does_not_match_the_topology_is_a_clear_error(capsys):
-    assert aot_compile.main([*TINY, "--topology=v5p-8", "--gin.make_mesh.mesh_shape=(1, 8, 1)"]) == aot_compile.ERROR
+    assert aot_compile.main([*TINY, "--topology=v5p-8", "--gin.PartitioningConfig.mesh_shape=(1, 8, 1)"]) == aot_compile.ERROR
     assert "mesh_shape=(1, 8, 1) has 8 slots but there are 4 devices" in capsys.readouterr().err
 
 
@@ -172,21 +173,24 @@ def test_unknown_topology_and_stage(capsys):
     assert aot_compile.main(["--gin_file=runs/tiny_cpu.gin", "--topology=v5p-7"]) == aot_compile.ERROR
     assert "--topology='v5p-7'" in capsys.readouterr().err
     assert aot_compile.main(["--gin_file=runs/tiny_cpu.gin", "--topology=v5p-8", "--stage=stage3"]) == aot_compile.ERROR
-    assert "--stage='stage3' is not one of run_stages.stages" in capsys.readouterr().err
+    assert "--stage='stage3' is not one of RunConfig.stages" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name, mesh", [("v5p_64", (1, -1, 1)), ("v5p_128", (1, -1, 1)), ("v4_256", (1, -1, 1)),
                                         ("v5e_256", (1, -1, 2))])
 def test_pod_run_configs_parse(name, mesh):
     """The pod configs are complete gin (the compiles themselves take minutes: docs/aot_table.md)."""
-    from orca_jax import partitioning, train
-    from orca_jax.models import model_config
+    from orca_jax import gin_utils
+    from orca_jax.training import trainer
 
-    train.parse_gin([f"runs/orca_13b_{name}.gin"], ["MODEL_DIR = '/tmp/unused'"], train.DEFAULT_SEARCH_PATHS)
-    assert tuple(gin.get_bindings(partitioning.make_mesh)["mesh_shape"]) == mesh
-    assert aot_compile.stage_settings("stage1") == aot_compile.StageSettings(128, 2048, 1, 58900)
-    assert aot_compile.stage_settings("stage2") == aot_compile.StageSettings(128, 2048, 1, 17400)
-    config = model_config()
+    gin_utils.parse_gin([f"runs/orca_13b_{name}.gin"], ["MODEL_DIR = '/tmp/unused'"])
+    _, stages = trainer.configs_from_gin()
+    for stage, steps in (("stage1", 58900), ("stage2", 17400)):
+        trainer.validate(stages[stage], stage)
+        assert tuple(stages[stage].partitioning.mesh_shape) == mesh
+        assert stages[stage].data.batch_shape == (128, 2048)
+        assert (stages[stage].num_microbatches, stages[stage].num_train_steps) == (1, steps)
+    config = stages["stage2"].model
     assert (config.n_layers, config.attention_impl, config.remat_policy) == (40, "splash", "save_dots_no_batch")
 
 

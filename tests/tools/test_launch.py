@@ -318,7 +318,7 @@ def test_13b_without_init_from_is_refused_unless_from_scratch(capsys):
     (["--gin_file=runs/orca_13b_typo.gin"], "gin file(s) not found: runs/orca_13b_typo.gin (looked in"),
     (["--gin.LEARNIG_RATE=1e-5"], "does not parse: gin binding 'LEARNIG_RATE = 1e-5': macro LEARNIG_RATE is not "
                                   "used by any configurable; did you mean LEARNING_RATE?"),
-    (["--gin.train_stage.sede=1"], "does not parse"),
+    (["--gin.StageConfig.sede=1"], "does not parse"),
     (["--data_dir=/nonexistent/orca-data"], "--data_dir /nonexistent/orca-data does not exist"),
 ])
 def test_bad_gin_or_paths_fail_before_anything_is_created(flags, message, capsys):

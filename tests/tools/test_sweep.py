@@ -17,10 +17,10 @@ SLICE = ["--tpu=sw", "--zone=z1", "--accelerator=v5p-128", "--launch_id=L"]
 GIN = "runs/orca_13b.gin"
 
 EXPECTED_RUNS = [
-    ("lr_batch-0-lr1e-05_bs64_mb1", [("LEARNING_RATE", "1e-05"), ("BATCH_SIZE", "64"), ("train_stage.num_microbatches", "1")]),
-    ("lr_batch-1-lr1e-05_bs128_mb2", [("LEARNING_RATE", "1e-05"), ("BATCH_SIZE", "128"), ("train_stage.num_microbatches", "2")]),
-    ("lr_batch-2-lr2e-05_bs64_mb1", [("LEARNING_RATE", "2e-05"), ("BATCH_SIZE", "64"), ("train_stage.num_microbatches", "1")]),
-    ("lr_batch-3-lr2e-05_bs128_mb2", [("LEARNING_RATE", "2e-05"), ("BATCH_SIZE", "128"), ("train_stage.num_microbatches", "2")]),
+    ("lr_batch-0-lr1e-05_bs64_mb1", [("LEARNING_RATE", "1e-05"), ("BATCH_SIZE", "64"), ("StageConfig.num_microbatches", "1")]),
+    ("lr_batch-1-lr1e-05_bs128_mb2", [("LEARNING_RATE", "1e-05"), ("BATCH_SIZE", "128"), ("StageConfig.num_microbatches", "2")]),
+    ("lr_batch-2-lr2e-05_bs64_mb1", [("LEARNING_RATE", "2e-05"), ("BATCH_SIZE", "64"), ("StageConfig.num_microbatches", "1")]),
+    ("lr_batch-3-lr2e-05_bs128_mb2", [("LEARNING_RATE", "2e-05"), ("BATCH_SIZE", "128"), ("StageConfig.num_microbatches", "2")]),
 ]
 
 
@@ -58,8 +58,8 @@ def test_abbreviations_and_summary():
     assert sweep.abbreviate("LEARNING_RATE", {}) == "lr"
     assert sweep.abbreviate("train.num_steps", {}) == "ns"
     assert sweep.abbreviate("DROPOUT", {}) == "drop"
-    assert sweep.abbreviate("train_stage.num_microbatches", {"train_stage.num_microbatches": "mb"}) == "mb"
-    assert sweep.abbreviate("train_stage.num_microbatches", {}) == "nm"
+    assert sweep.abbreviate("StageConfig.num_microbatches", {"StageConfig.num_microbatches": "mb"}) == "mb"
+    assert sweep.abbreviate("StageConfig.num_microbatches", {}) == "nm"
     point = {"MIXTURE_OR_TASK_NAME": "orca/stage 2", "INIT_FROM": hyper.raw("@fn()")}
     assert sweep.summarize(point, {}) == "motnorca_stage_2_iffn"
 
@@ -96,7 +96,7 @@ def test_parallel_dry_run_exact_commands():
     assert "#   [1] lr_batch-1-lr1e-05_bs128_mb2" in out
     assert f"#       model_dir: {ROOT}/lr_batch-1-lr1e-05_bs128_mb2" in out
     assert ('#       bindings:  INIT_FROM="gs://BUCKET/llama13b_converted" LEARNING_RATE=1e-05 BATCH_SIZE=128 '
-            'train_stage.num_microbatches=2') in out
+            'StageConfig.num_microbatches=2') in out
     assert "lr_batch-1-lr1e-05_bs128_mb2: llama_13b model; stage1 starts from gs://BUCKET/llama13b_converted" in r.notes
     assert r.notes.count("would check that INIT_FROM gs://BUCKET/llama13b_converted exists") == 1
 
@@ -203,6 +203,7 @@ def test_sweep_commands_parse_in_the_trainer():
         pytest.skip("orca_jax/train.py not there yet")
     code = (
         "import os, gin, orca_jax.train as t\n"
+        "from orca_jax import gin_utils\n"
         "from orca_jax.tools import sweep\n"
         "for name in sorted(os.listdir('sweeps')):\n"
         "    if not name.endswith('.py'): continue\n"
@@ -210,8 +211,7 @@ def test_sweep_commands_parse_in_the_trainer():
         "    for run in sweep.make_runs(sw, 'gs://b/root', sweep.sweep_bindings(sw, [])):\n"
         "        args = t.parse_args(run.job(sw.gin_files, True).train_argv()[3:])\n"
         "        assert args.distributed\n"
-        "        gin.clear_config()\n"
-        "        t.parse_gin(args.gin_file, args.gin_bindings, t.DEFAULT_SEARCH_PATHS)\n"
+        "        gin_utils.parse_gin(args.gin_file, args.gin_bindings)\n"
         "        assert gin.query_parameter('%MODEL_DIR') == run.model_dir\n"
         "        for k, v in run.point.items():\n"
         "            assert gin.query_parameter(k if '.' in k else '%' + k) == v, (k, v)\n"

@@ -56,7 +56,7 @@ def test_finetune_smollm2_then_export(smollm2_converted_dir, smollm2_hf_dir, tmp
     command = [sys.executable, "-m", "orca_jax.train", "--gin_file=runs/smollm2_finetune_cpu.gin",
                f"--gin.MODEL_DIR={model_dir}", f"--gin.INIT_FROM={smollm2_converted_dir}",
                f"--gin.orca_teacher_patterns.gpt4=['{rows}']", f"--gin.STAGE1_TRAIN_STEPS={STEPS}",
-               "--gin.SEQUENCE_LENGTH=64", "--gin.BATCH_SIZE=2", "--gin.make_optimizer.warmup_steps=1"]
+               "--gin.SEQUENCE_LENGTH=64", "--gin.BATCH_SIZE=2", "--gin.OptimizerConfig.warmup_steps=1"]
     env = subprocess_env(XLA_FLAGS="", JAX_PLATFORMS="cpu")  # one CPU device, as a user runs it
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]

@@ -9,7 +9,7 @@ import gin
 import pytest
 
 from orca_jax import evaluate as cli
-from orca_jax import train
+from orca_jax import gin_utils
 from orca_jax.demo import files as demo_files
 from orca_jax.data.tokenizer import load_tokenizer
 from orca_jax.models import get_preset
@@ -46,10 +46,10 @@ def test_instruct_checkpoint_is_evaluated_with_instruct(tmp_path, clean_gin, cap
     """Train two steps with the non-default template (and the empty system block kept); `python -m
     orca_jax.evaluate`, in a fresh process, with no template or tokenizer flag renders with both."""
     bindings = [f"MODEL_DIR = '{tmp_path}'", *TINY_BINDINGS, "STAGE1_MIXTURE_OR_TASK_NAME = 'orca_demo_stage1_assistant'",
-                "STAGE1_TRAIN_STEPS = 2", "run_stages.stages = ('stage1',)", "render_prompt.template = 'instruct'",
+                "STAGE1_TRAIN_STEPS = 2", "RunConfig.stages = ('stage1',)", "render_prompt.template = 'instruct'",
                 "render_prompt.omit_empty_system = False"]
-    train.parse_gin(["runs/tiny_cpu.gin"], bindings, train.DEFAULT_SEARCH_PATHS)
-    trainer.run_stages()
+    gin_utils.parse_gin(["runs/tiny_cpu.gin"], bindings)
+    trainer.run_stages(*trainer.configs_from_gin())
     stage = tmp_path / "stage1"
     card = json.loads((stage / model_card.MODEL_CARD_FILE).read_text())
     assert card["chat_template"] == model_card.template_record("instruct", omit_empty_system=False)

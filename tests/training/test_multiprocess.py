@@ -19,7 +19,7 @@ from test_trainer import configure
 
 pytestmark = pytest.mark.multiprocess
 
-BINDINGS = ("run_stages.stages = ('stage1',)", "train_stage.log_data_position = True",
+BINDINGS = ("RunConfig.stages = ('stage1',)", "StageConfig.log_data_position = True",
             "SyntheticBatches.delay_s = 0.1")
 PREEMPT_AFTER = 4  # SIGTERM to process 1 only, once this step is in the metrics
 
@@ -93,7 +93,7 @@ def test_two_processes_match_one_through_a_preemption(tmp_path, clean_gin):
     processes = start_two(tmp_path / "two")
     # Meanwhile, the same run in this process (8 devices).
     configure(tmp_path / "one", *BINDINGS)
-    trainer.run_stages()
+    trainer.run_stages(*trainer.configs_from_gin())
     for process in processes:
         _, stderr = process.communicate(timeout=240)
         assert process.returncode == 0, stderr[-5000:]

@@ -20,8 +20,8 @@ from trainer_testlib import REPO, run_train, subprocess_env, train_command
 pytestmark = pytest.mark.multiprocess
 
 STEPS = 12  # STAGE1_TRAIN_STEPS in trainer_testlib.TINY_BINDINGS
-BINDINGS = ("run_stages.stages = ('stage1',)",
-            "CheckpointConfig.save_every_steps = 3", "train_stage.log_data_position = True",
+BINDINGS = ("RunConfig.stages = ('stage1',)",
+            "CheckpointConfig.save_every_steps = 3", "StageConfig.log_data_position = True",
             "SyntheticBatches.delay_s = 0.1")
 COMPARED = ("loss", "grad_norm", "learning_rate", "data_position")
 

@@ -27,7 +27,7 @@ class Compiled:
         self.mesh = partitioning.make_mesh(mesh_shape, devices=devices)
         rules = partitioning.logical_axis_rules()
         self.shardings = ts.state_shardings(CONFIG, OPTIMIZER, self.mesh, rules)
-        self.batch = batch_abstract(BATCH, LENGTH, self.mesh, rules)
+        self.batch = batch_abstract((BATCH, LENGTH), self.mesh, rules)
         self.step = compile_train_step(CONFIG, OPTIMIZER, LossConfig(), num_microbatches, self.mesh, rules,
                                        ts.abstract_state(CONFIG, OPTIMIZER, self.shardings), self.batch)
 

@@ -1,5 +1,6 @@
 """The gin-configured trainer in-process: two stages, skip/resume, guards and early errors."""
 
+import dataclasses
 import json
 import logging
 import sys
@@ -11,7 +12,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from orca_jax import train
+from orca_jax import gin_utils, train
 from orca_jax.models import get_preset
 from orca_jax.training import checkpoints, trainer
 from orca_jax.training.metrics import read_metrics
@@ -22,13 +23,19 @@ from trainer_testlib import TINY_BINDINGS
 
 def configure(model_dir, *bindings, files=("runs/tiny_cpu.gin",), tiny=True):
     bindings = [f"MODEL_DIR = '{model_dir}'", *(TINY_BINDINGS if tiny else ()), *bindings]
-    train.parse_gin(files, bindings, train.DEFAULT_SEARCH_PATHS)
+    gin_utils.parse_gin(files, bindings)
+
+
+def run_stages(**changes):
+    """Train as `python -m orca_jax.train` does: the typed configs built from gin once."""
+    run, stages = trainer.configs_from_gin()
+    trainer.run_stages(dataclasses.replace(run, **changes), stages)
 
 
 def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
     configure(tmp_path, "STAGE2_TRAIN_STEPS = 3")
     with caplog.at_level(logging.INFO):
-        trainer.run_stages()
+        run_stages()
     # A normal run, stage hand-off included, logs nothing that looks like a failure (orbax
     # used to warn "Metadata file does not exist" and "Given directory is read only").
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
@@ -40,7 +47,7 @@ def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
         assert (stage1 / name).exists() and (stage2 / name).exists(), name
     assert list((stage1 / "tensorboard").iterdir())
     assert (tmp_path / "config.gin").exists() and (tmp_path / "operative_config.gin").exists()
-    assert "stage2/train_stage.init_from_previous_stage = True" in (tmp_path / "operative_config.gin").read_text()
+    assert "stage2/StageConfig.init_from_previous_stage = True" in (tmp_path / "operative_config.gin").read_text()
     assert checkpoints.load_model_config(str(stage1)) == get_preset("tiny")
 
     # Stage two's schedule restarted: warmup from 0 at its first step.
@@ -51,10 +58,9 @@ def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
             "data/bad_rows"} <= records[0].keys()
 
     # Stage two's initial state: stage one's final params, step 0, zeroed moments.
-    with gin.config_scope("stage2"):
-        setup = trainer.build_setup(8, 64, 1, 3)
-        fresh = checkpoints.Checkpointer(str(tmp_path / "fresh"))
-        state, position = trainer.initial_state(setup, fresh, init_from=str(stage1), seed=0)
+    setup = trainer.build_setup(trainer.stage_config("stage2"), "stage2")
+    fresh = checkpoints.Checkpointer(str(tmp_path / "fresh"))
+    state, position = trainer.initial_state(setup, fresh, init_from=str(stage1))
     assert position is None and int(state.step) == 0 and int(update_count(state.opt_state)) == 0
     adam = state.opt_state[1][0]
     assert all(not np.any(np.asarray(x)) for x in jax.tree.leaves((adam.mu, adam.nu)))
@@ -68,19 +74,19 @@ def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
     assert len(before[tmp_path / "operative_config.gin"].splitlines()) > 50
     gin.clear_config()  # as in a new process: gin's operative config starts empty
     configure(tmp_path, "STAGE2_TRAIN_STEPS = 3")
-    trainer.run_stages()
+    run_stages()
     assert {p: p.read_text() for p in before} == before
 
     # The evaluation hook: a clear error up front without the runner; then once per stage.
     monkeypatch.setitem(sys.modules, "orca_jax.evaluation.runner", None)
     with pytest.raises(ImportError, match="orca_jax.evaluation.runner.evaluate"):
-        trainer.run_stages(evaluate_after_stage=True)
+        run_stages(evaluate_after_stage=True)
     calls = []
     runner = types.ModuleType("orca_jax.evaluation.runner")
     runner.evaluate = lambda **kwargs: calls.append(kwargs)
     monkeypatch.setitem(sys.modules, "orca_jax.evaluation.runner", runner)
-    trainer.run_stages(evaluate_after_stage=True)
-    trainer.run_stages(evaluate_after_stage=True)
+    run_stages(evaluate_after_stage=True)
+    run_stages(evaluate_after_stage=True)
     assert calls == [{"checkpoint": str(d), "output_dir": str(d / "eval")} for d in (stage1, stage2)]
 
 
@@ -94,10 +100,10 @@ def test_nonfinite_steps_save_and_stop(tmp_path, clean_gin):
     with ocp.StandardCheckpointer() as saver:  # the converter's layout: <dir>/params + model_config.json
         saver.save(converted / "params", params)
     checkpoints.save_model_config(str(converted), config)
-    configure(tmp_path / "run", f"INIT_FROM = '{converted}'", "train_stage.max_consecutive_nonfinite = 2",
-              "run_stages.stages = ('stage1',)")
+    configure(tmp_path / "run", f"INIT_FROM = '{converted}'", "StageConfig.max_consecutive_nonfinite = 2",
+              "RunConfig.stages = ('stage1',)")
     with pytest.raises(trainer.NonFiniteError, match="3 consecutive steps up to step 3"):
-        trainer.run_stages()
+        run_stages()
     stage = tmp_path / "run" / "stage1"
     assert not (stage / "DONE").exists()
     saved = checkpoints.load_params(str(stage))
@@ -107,7 +113,7 @@ def test_nonfinite_steps_save_and_stop(tmp_path, clean_gin):
 
 
 @pytest.mark.parametrize("binding, error", [
-    ("train_stage.lerning_rate = 1e-3", "lerning_rate"),
+    ("StageConfig.lerning_rate = 1e-3", "lerning_rate"),
     ("trian_stage.seed = 1", "trian_stage"),
     ("LEARNIG_RATE = 1e-3", "LEARNIG_RATE"),
 ])
@@ -118,25 +124,25 @@ def test_gin_binding_that_names_nothing_fails_at_parse(binding, error, tmp_path,
 
 def test_cli_flags_become_gin_bindings():
     args = train.parse_args(["--gin_file=runs/tiny_cpu.gin", "--gin.MODEL_DIR=/tmp/x", "--gin.BATCH_SIZE=4",
-                             "--gin.run_stages.stages=('stage1',)", "--gin.INIT_FROM=None"])
+                             "--gin.RunConfig.stages=('stage1',)", "--gin.INIT_FROM=None"])
     assert args.gin_file == ["runs/tiny_cpu.gin"]
-    assert args.gin_bindings == ["MODEL_DIR = '/tmp/x'", "BATCH_SIZE = 4", "run_stages.stages = ('stage1',)",
+    assert args.gin_bindings == ["MODEL_DIR = '/tmp/x'", "BATCH_SIZE = 4", "RunConfig.stages = ('stage1',)",
                                  "INIT_FROM = None"]
     with pytest.raises(SystemExit):
         train.parse_args(["--gin_fil=x.gin"])
 
 
 @pytest.mark.parametrize("bindings, error, match", [
-    (["make_mesh.mesh_shape = (3, -1, 1)"], ValueError, r"mesh_shape=\(3, -1, 1\)"),
+    (["PartitioningConfig.mesh_shape = (3, -1, 1)"], ValueError, r"mesh_shape=\(3, -1, 1\)"),
     (["BATCH_SIZE = 6"], ValueError, "global batch size 6 is not divisible"),
-    (["train_stage.num_microbatches = 4"], ValueError, "microbatch size 8/4"),
+    (["StageConfig.num_microbatches = 4"], ValueError, "microbatch size 8/4"),
     (["INIT_FROM = '/nonexistent/llama'"], FileNotFoundError, "/nonexistent/llama"),
     (["STAGE1_MIXTURE_OR_TASK_NAME = None"], ValueError, "mixture_or_task_name is not set"),
 ])
 def test_bad_setups_fail_before_compute(bindings, error, match, tmp_path, clean_gin):
     configure(tmp_path, *bindings)
     with pytest.raises(error, match=match):
-        trainer.run_stages()
+        run_stages()
     assert not (tmp_path / "stage1" / "checkpoints").exists()
 
 
@@ -151,11 +157,13 @@ def test_orca_13b_run_config_builds(layout, mesh, gate_proj_shard, embed_shard, 
     text = gin.config_str()
     assert "STAGE1_MIXTURE_OR_TASK_NAME = 'orca_stage1_flan5m_chatgpt'" in text
     assert "STAGE2_MIXTURE_OR_TASK_NAME = 'orca_stage2_flan1m_gpt4'" in text
-    assert gin.query_parameter("stage2/train_stage.init_from_previous_stage") is True
-    assert gin.query_parameter("run_stages.stages") == ("stage1", "stage2")
-    with gin.config_scope("stage1"):
-        setup = trainer.build_setup(128, 2048, 1, 100)
-    assert setup.config.n_layers == 40 and setup.config.d_model == 5120 and setup.config.dtype == "bfloat16"
+    run, stages = trainer.configs_from_gin()
+    assert run.stages == ("stage1", "stage2")
+    assert stages["stage2"].init_from_previous_stage and not stages["stage1"].init_from_previous_stage
+    assert stages["stage1"].data.batch_shape == (128, 2048) and stages["stage1"].loss.chunk_size == 512
+    setup = trainer.build_setup(stages["stage1"], "stage1")
+    model = setup.config.model
+    assert model.n_layers == 40 and model.d_model == 5120 and model.dtype == "bfloat16"
     assert dict(setup.mesh.shape) == mesh
     gate_proj = setup.abstract.params["layers"]["block"]["mlp"]["gate_proj"]
     assert gate_proj.sharding.shard_shape(gate_proj.shape) == gate_proj_shard
@@ -169,7 +177,7 @@ def test_preempted_run_exits_with_the_requested_code(tmp_path, clean_gin, monkey
     """`python -m orca_jax.train` exits 0 after a preemption save, or --preempted_exit_code."""
     from orca_jax.training.preemption import Preempted
 
-    def preempted():
+    def preempted(*configs):
         raise Preempted(5, str(tmp_path / "stage1"))
 
     monkeypatch.setattr(trainer, "run_stages", preempted)

@@ -25,13 +25,13 @@ TINY_BINDINGS = (
     "STAGE1_MIXTURE_OR_TASK_NAME = 'synthetic'",
     "STAGE2_MIXTURE_OR_TASK_NAME = 'synthetic'",
     "NUM_EPOCHS = None",
-    "make_mesh.mesh_shape = (2, 2, 2)",
+    "PartitioningConfig.mesh_shape = (2, 2, 2)",
     "STAGE1_TRAIN_STEPS = 12",
     "BATCH_SIZE = 8",
     "SEQUENCE_LENGTH = 64",
-    "train_stage.log_every_steps = 1",
+    "StageConfig.log_every_steps = 1",
     "CheckpointConfig.save_every_steps = 2",
-    "make_optimizer.warmup_steps = 2",
+    "OptimizerConfig.warmup_steps = 2",
 )
 
 

@@ -147,6 +147,7 @@ def test_option_loglik_equals_full_forward(model):
         assert got[i] == pytest.approx(want, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_sharded_decoding_matches_single_device(model, greedy_b3):
     cfg, params, prompts = model
     mesh = partitioning.make_mesh((2, -1, 1))  # 8 simulated devices: data 2 x fsdp 4

@@ -25,6 +25,7 @@ def _read_jsonl(path):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end(tmp_path, bbh_fixture_dir, agieval_fixture_dir, tokenizer):
     out = str(tmp_path / "eval")
     results = runner.evaluate(

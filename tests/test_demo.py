@@ -33,6 +33,7 @@ def demo_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # the module's demo run: every condition trained and evaluated
 def test_every_condition_writes_its_run_directory(demo_dir, capsys):
     for condition, stages in STAGES.items():
         run = demo_dir / condition / "seed0"
@@ -60,6 +61,7 @@ def test_every_condition_writes_its_run_directory(demo_dir, capsys):
     assert first["step"] == 1
 
 
+@pytest.mark.slow  # the module's demo run: every condition trained and evaluated
 def test_same_initialisation_across_conditions(demo_dir):
     """The stage that starts from random weights (progressive's stage one, the others' only stage)
     is seeded by the one SEED of the run, so all conditions of a seed share their initial weights."""
@@ -68,12 +70,14 @@ def test_same_initialisation_across_conditions(demo_dir):
         assert "StageConfig.seed = %SEED" in config and "\nSEED = 0\n" in config, condition
 
 
+@pytest.mark.slow  # the module's demo run: every condition trained and evaluated
 def test_rerun_skips_finished_stages(demo_dir):
     before = (demo_dir / "progressive" / "seed0" / "stage1" / "metrics.jsonl").read_text()
     demo.main([f"--output_dir={demo_dir}", "--conditions=progressive", *TOY])
     assert (demo_dir / "progressive" / "seed0" / "stage1" / "metrics.jsonl").read_text() == before
 
 
+@pytest.mark.slow  # the module's demo run: every condition trained and evaluated
 def test_a_second_run_is_bitwise_identical(demo_dir, tmp_path):
     """Same seed, same machine: the same tables, predictions, losses and final parameters."""
     demo.main([f"--output_dir={tmp_path}", "--conditions=progressive", *TOY])
@@ -119,6 +123,7 @@ def test_seed_statistics_and_claims_over_seeds(tmp_path):
     assert "expert data alone: not replicated" in " ".join(claims.verdicts(analysis.load_runs([str(tmp_path)])))
 
 
+@pytest.mark.slow  # the module's demo run: every condition trained and evaluated
 def test_notebook_executes_on_demo_run(demo_dir, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     from nbconvert.preprocessors import ExecutePreprocessor

@@ -196,53 +196,51 @@ class TpuVm:
             out.append(f"--project={self.cfg.project}")
         return out
 
+    def _node(self, verb: str, *args: str) -> list[str]:
+        """`gcloud compute tpus tpu-vm VERB ARGS... --zone [--project]`."""
+        return ["gcloud", "compute", "tpus", "tpu-vm", verb, *args, *self._loc()]
+
+    def _qr(self, verb: str, *args: str, alpha: bool = False) -> list[str]:
+        """`gcloud [alpha] compute tpus queued-resources VERB QR ARGS... --zone [--project]`."""
+        base = ["gcloud", "alpha"] if alpha else ["gcloud"]
+        return [*base, "compute", "tpus", "queued-resources", verb, self.cfg.qr_id, *args, *self._loc()]
+
+    def _flags(self, **flags: bool) -> list[str]:
+        """`--a-b` for each true `a_b`, in order."""
+        return [f"--{name.replace('_', '-')}" for name, on in flags.items() if on]
+
     def describe_node_cmd(self) -> list[str]:
-        return ["gcloud", "compute", "tpus", "tpu-vm", "describe", self.cfg.tpu, *self._loc(), "--format=value(state)"]
+        return [*self._node("describe", self.cfg.tpu), "--format=value(state)"]
 
     def describe_qr_cmd(self) -> list[str]:
-        return ["gcloud", "compute", "tpus", "queued-resources", "describe", self.cfg.qr_id, *self._loc(),
-                "--format=value(state.state)"]
+        return [*self._qr("describe"), "--format=value(state.state)"]
 
     def create_cmd(self) -> list[str]:
         c = self.cfg
         if c.queued:
-            base = ["gcloud", "alpha"] if c.best_effort else ["gcloud"]
-            cmd = [*base, "compute", "tpus", "queued-resources", "create", c.qr_id, f"--node-id={c.tpu}", *self._loc(),
-                   f"--accelerator-type={c.accelerator}", f"--runtime-version={c.runtime_version}"]
-            if c.spot:
-                cmd.append("--spot")
-            if c.best_effort:
-                cmd.append("--best-effort")
+            cmd = [*self._qr("create", f"--node-id={c.tpu}", alpha=c.best_effort),
+                   f"--accelerator-type={c.accelerator}", f"--runtime-version={c.runtime_version}",
+                   *self._flags(spot=c.spot, best_effort=c.best_effort)]
         else:
-            cmd = ["gcloud", "compute", "tpus", "tpu-vm", "create", c.tpu, *self._loc(),
-                   f"--accelerator-type={c.accelerator}", f"--version={c.runtime_version}"]
-            if c.spot:
-                cmd.append("--spot")
-            if c.preemptible:
-                cmd.append("--preemptible")
+            cmd = [*self._node("create", c.tpu), f"--accelerator-type={c.accelerator}",
+                   f"--version={c.runtime_version}", *self._flags(spot=c.spot, preemptible=c.preemptible)]
         return cmd + list(c.create_flags)
 
     def delete_cmd(self) -> list[str]:
         if self.cfg.queued:  # --force also deletes the node the queued resource holds
-            return ["gcloud", "compute", "tpus", "queued-resources", "delete", self.cfg.qr_id, *self._loc(), "--force",
-                    "--quiet"]
-        return ["gcloud", "compute", "tpus", "tpu-vm", "delete", self.cfg.tpu, *self._loc(), "--quiet"]
+            return [*self._qr("delete"), "--force", "--quiet"]
+        return [*self._node("delete", self.cfg.tpu), "--quiet"]
 
     def start_node_cmd(self) -> list[str]:
-        return ["gcloud", "compute", "tpus", "tpu-vm", "start", self.cfg.tpu, *self._loc()]
+        return self._node("start", self.cfg.tpu)
 
     def ssh_cmd(self, command: str) -> list[str]:
-        cmd = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", self.cfg.tpu, *self._loc(), "--worker=all"]
-        if self.cfg.internal_ip:
-            cmd.append("--internal-ip")
-        return cmd + [f"--command={command}"]
+        return [*self._node("ssh", self.cfg.tpu), "--worker=all", *self._flags(internal_ip=self.cfg.internal_ip),
+                f"--command={command}"]
 
     def scp_cmd(self, local_path: str, remote_path: str) -> list[str]:
-        cmd = ["gcloud", "compute", "tpus", "tpu-vm", "scp", local_path, f"{self.cfg.tpu}:{remote_path}", *self._loc(),
-               "--worker=all"]
-        if self.cfg.internal_ip:
-            cmd.append("--internal-ip")
-        return cmd
+        return [*self._node("scp", local_path, f"{self.cfg.tpu}:{remote_path}"), "--worker=all",
+                *self._flags(internal_ip=self.cfg.internal_ip)]
 
     # -- state ----------------------------------------------------------------------------
     def _query_state(self, cmd: list[str]) -> str:

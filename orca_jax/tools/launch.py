@@ -495,9 +495,6 @@ class Launcher:
         self.runner.run(vm.scp_cmd(local_script_path(dep.slice.tpu), REMOTE_SCRIPT))
         self.runner.run(vm.ssh_cmd(start_command()))
 
-    def deploy(self, dep: Deployment) -> str:
-        return self.deploy_many([dep])[0]
-
     def deploy_many(self, deps: Sequence[Deployment], after_first: Callable[[], None] | None = None) -> list[str]:
         """Create (or reuse) every slice first, then wait, install and start each, so that
         queued resources for several slices wait in the queue together."""
@@ -825,26 +822,40 @@ def make_runner(dry_run: bool) -> Runner:
     return DryRunRunner() if dry_run else SubprocessRunner()
 
 
+def deployment_from_args(args: argparse.Namespace, slice_cfg: SliceConfig, jobs: list[TrainJob], code: CodeSource,
+                         env: list[tuple[str, str]], launch_id: str) -> Deployment:
+    """A Deployment of `jobs` on `slice_cfg`, with the per-launch flags of `args`."""
+    return Deployment(slice=slice_cfg, jobs=jobs, code=code, data_dir=args.data_dir, env=env, launch_id=launch_id,
+                      skip_install=args.skip_install, rerun_finished=args.rerun_finished)
+
+
+def deploy_and_watch(deps: Sequence[Deployment], args: argparse.Namespace, runner: Runner,
+                     after_first: Callable[[], None] | None = None) -> int:
+    """Bring `deps` up, then (--restart_on_preemption) keep them up; the exit status."""
+    launcher = Launcher(runner, ready_timeout_s=args.ready_timeout)
+    try:
+        launcher.deploy_many(deps, after_first=after_first)
+        if args.restart_on_preemption:
+            outcome = launcher.watch(deps, max_restarts=args.max_restarts, poll_interval_s=args.poll_interval)
+            return 0 if all(v != "failed" for v in outcome.values()) else 1
+    except (CommandError, LaunchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     bindings = parse_gin_bindings(extra, parser)
     model_dir = check_model_dir(args.model_dir, "--model_dir", parser)
     slice_cfg = slice_from_args(args, parser)
-    multi_host = topologies.get_topology(slice_cfg.accelerator).multi_host
-    dep = Deployment(
-        slice=slice_cfg,
-        jobs=[TrainJob(args.run_name or os.path.basename(model_dir), model_dir, list(args.gin_file), bindings,
-                       distributed=multi_host)],
-        code=code_from_args(args, parser),
-        data_dir=args.data_dir,
-        env=env_from_args(args, parser),
-        launch_id=args.launch_id or default_launch_id(),
-        skip_install=args.skip_install,
-        rerun_finished=args.rerun_finished,
-    )
+    topo = topologies.get_topology(slice_cfg.accelerator)
+    job = TrainJob(args.run_name or os.path.basename(model_dir), model_dir, list(args.gin_file), bindings,
+                   distributed=topo.multi_host)
+    dep = deployment_from_args(args, slice_cfg, [job], code_from_args(args, parser), env_from_args(args, parser),
+                               args.launch_id or default_launch_id())
     runner = runner or make_runner(args.dry_run)
-    topo = topologies.get_topology(dep.slice.accelerator)
     runner.note(
         f"{dep.slice.tpu}: {topo.accelerator} = {topo.num_chips} chips on {topo.num_hosts} host(s), "
         f"runtime {dep.slice.runtime_version}"
@@ -853,16 +864,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
         preflight(dep, runner, from_scratch=args.from_scratch)
     except LaunchError as e:
         parser.error(str(e))
-    launcher = Launcher(runner, ready_timeout_s=args.ready_timeout)
-    try:
-        launcher.deploy(dep)
-        if args.restart_on_preemption:
-            outcome = launcher.watch([dep], max_restarts=args.max_restarts, poll_interval_s=args.poll_interval)
-            return 0 if all(v != "failed" for v in outcome.values()) else 1
-    except (CommandError, LaunchError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return deploy_and_watch([dep], args, runner)
 
 
 if __name__ == "__main__":

@@ -247,9 +247,7 @@ class TpuVm:
         result = self.runner.run(cmd, check=False, query=True)
         if not result.ok:
             text = (result.stderr + result.stdout).upper()
-            if "NOT_FOUND" in text or "NOT FOUND" in text or "WAS NOT FOUND" in text:
-                return GONE
-            if self.runner.dry_run:
+            if "NOT_FOUND" in text or "NOT FOUND" in text or self.runner.dry_run:
                 return GONE
             raise CommandError(cmd, result)
         return result.stdout.strip().upper() or GONE
@@ -266,8 +264,7 @@ class TpuVm:
             qr = self.qr_state()
             if qr not in QR_OK:
                 return qr
-        node = self.node_state()
-        return node
+        return self.node_state()
 
     def is_waiting(self, state: str) -> bool:
         return state in NODE_WAIT or (self.cfg.queued and state in QR_WAIT)
@@ -307,25 +304,23 @@ class TpuVm:
             return "reused"
         if self.is_waiting(state):
             self.runner.note(f"{self.cfg.tpu} is {state}: waiting for it")
-            if wait:
-                self.wait_ready()
-            return "waited"
-        if state == "STOPPED" and not self.cfg.queued:
+            what = "waited"
+        elif state == "STOPPED" and not self.cfg.queued:
             self.runner.note(f"{self.cfg.tpu} is STOPPED: starting it")
             self.runner.run(self.start_node_cmd())
-            if wait:
-                self.wait_ready()
-            return "started"
-        if state != GONE:
-            self.runner.note(f"{self.cfg.tpu} is {state}: deleting and recreating it")
-            self.delete()
+            what = "started"
         else:
-            what = f"queued resource {self.cfg.qr_id}" if self.cfg.queued else "it"
-            self.runner.note(f"{self.cfg.tpu} not found: creating {what}")
-        self.create()
+            if state != GONE:
+                self.runner.note(f"{self.cfg.tpu} is {state}: deleting and recreating it")
+                self.delete()
+            else:
+                created = f"queued resource {self.cfg.qr_id}" if self.cfg.queued else "it"
+                self.runner.note(f"{self.cfg.tpu} not found: creating {created}")
+            self.create()
+            what = "created"
         if wait:
             self.wait_ready()
-        return "created"
+        return what
 
 
 # ----------------------------------------------------------------------------- scripts

@@ -450,7 +450,7 @@ class Launcher:
         self.runner = runner
         self.ready_poll_s = ready_poll_s
         self.ready_timeout_s = ready_timeout_s
-        self.exit_code_reader = exit_code_reader or read_exit_code
+        self.exit_code_reader = exit_code_reader or gcs.read_exit_code
         self._tarballs: set[str] = set()
 
     def vm(self, dep: Deployment) -> TpuVm:
@@ -470,7 +470,7 @@ class Launcher:
         """Remove worker 0's exit code of each job unless it is 0 (a finished job, which the
         script skips) -- so that the watcher does not read a failure of an earlier launch."""
         for job in dep.jobs:
-            path = exit_code_path(job.model_dir)
+            path = gcs.exit_code_path(job.model_dir)
             if self.runner.dry_run:
                 keep = "" if dep.rerun_finished else " unless it holds 0"
                 self.runner.note(f"would remove {path}{keep}")
@@ -561,20 +561,6 @@ class Launcher:
                     outcome[dep.slice.tpu] = "dry-run"
                 break
         return outcome
-
-
-def exit_code_path(model_dir: str) -> str:
-    return gcs.join(model_dir, "logs", "worker-0.exit")
-
-
-def read_exit_code(model_dir: str) -> int | None:
-    path = exit_code_path(model_dir)
-    try:
-        if not gcs.exists(path):
-            return None
-        return int(gcs.read_text(path).strip())
-    except (ValueError, OSError):
-        return None
 
 
 # ----------------------------------------------------------------------------- CLI

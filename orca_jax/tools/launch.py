@@ -601,17 +601,13 @@ def add_slice_flags(parser: argparse.ArgumentParser, *, tpu_required: bool = Tru
                    help="allow a model larger than the test presets to train from random weights (no INIT_FROM)")
 
 
-SLICE_FLAGS = ("zone", "project", "accelerator", "runtime_version", "spot", "preemptible", "queued", "best_effort",
-               "create_flag", "internal_ip", "code", "git_url", "git_ref", "pip_extras", "skip_install", "data_dir",
-               "env", "restart_on_preemption", "max_restarts", "poll_interval", "ready_timeout", "rerun_finished",
-               "dry_run", "from_scratch")
-
-
 def slice_argv(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
     """The `add_slice_flags` flags of `args` that differ from their defaults, as argv
-    (without --tpu and --queued_resource_id, which are per slice)."""
+    (without --tpu, --queued_resource_id and --launch_id, which are per slice or passed apart)."""
+    probe = argparse.ArgumentParser(add_help=False)
+    add_slice_flags(probe)
     out = []
-    for name in SLICE_FLAGS:
+    for name in [a.dest for a in probe._actions if a.dest not in ("tpu", "queued_resource_id", "launch_id")]:
         value, default = getattr(args, name), parser.get_default(name)
         if value == default:
             continue

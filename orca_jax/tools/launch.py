@@ -389,6 +389,8 @@ def run_script(dep: Deployment) -> str:
     if dep.data_dir:
         lines.append(f"export ORCA_DATA_DIR={q(dep.data_dir)}")
     lines += [f"export {k}={q(v)}" for k, v in dep.env]
+    if dep.rerun_finished:
+        lines.append("export ORCA_RERUN_FINISHED=1")
     lines += [
         "mkdir -p ~/orca-logs",
         "",
@@ -418,8 +420,6 @@ def run_script(dep: Deployment) -> str:
         "}",
         "",
     ]
-    if dep.rerun_finished:
-        lines.insert(lines.index("mkdir -p ~/orca-logs"), "export ORCA_RERUN_FINISHED=1")
     for job in dep.jobs:
         cmd = shlex.join(job.train_argv())
         lines.append(f"run_job {q(job.name)} {q(job.model_dir)} {cmd} || exit $?")

@@ -634,7 +634,7 @@ def parse_gin_bindings(extra: Sequence[str], parser: argparse.ArgumentParser) ->
     return bindings
 
 
-def slice_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, tpu: str | None = None) -> SliceConfig:
+def slice_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> SliceConfig:
     try:
         topo = topologies.get_topology(args.accelerator, flag="--accelerator")
     except ValueError as e:
@@ -646,7 +646,7 @@ def slice_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, t
     if args.spot and (args.preemptible or args.best_effort):
         parser.error("choose one of --spot, --preemptible, --best_effort")
     return SliceConfig(
-        tpu=tpu or args.tpu, zone=args.zone, project=args.project, accelerator=topo.accelerator,
+        tpu=args.tpu, zone=args.zone, project=args.project, accelerator=topo.accelerator,
         runtime_version=args.runtime_version or topo.runtime_version, spot=args.spot,
         preemptible=args.preemptible, queued=args.queued, best_effort=args.best_effort,
         queued_resource_id=args.queued_resource_id, create_flags=list(args.create_flag),

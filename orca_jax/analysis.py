@@ -63,9 +63,7 @@ def load_run(directory: str, name: str | None = None) -> Run:
     if gcs.exists(gcs.join(directory, "metrics.jsonl")):
         return Run(name, directory, [load_stage(directory, name)])
     children = sorted(c.rstrip("/") for c in gcs.listdir(directory))
-    stages = [load_stage(gcs.join(directory, c), c) for c in children
-              if gcs.exists(gcs.join(directory, c, "metrics.jsonl"))
-              or gcs.exists(gcs.join(directory, c, "eval", "results.json"))]
+    stages = [load_stage(gcs.join(directory, c), c) for c in children if _is_stage_dir(gcs.join(directory, c))]
     if not stages:
         raise FileNotFoundError(f"{directory}: no stage directories with metrics.jsonl or eval/results.json")
     return Run(name, directory, stages)

@@ -231,9 +231,6 @@ class TpuVm:
             return [*self._qr("delete"), "--force", "--quiet"]
         return [*self._node("delete", self.cfg.tpu), "--quiet"]
 
-    def start_node_cmd(self) -> list[str]:
-        return self._node("start", self.cfg.tpu)
-
     def ssh_cmd(self, command: str) -> list[str]:
         return [*self._node("ssh", self.cfg.tpu), "--worker=all", *self._flags(internal_ip=self.cfg.internal_ip),
                 f"--command={command}"]
@@ -252,19 +249,13 @@ class TpuVm:
             raise CommandError(cmd, result)
         return result.stdout.strip().upper() or GONE
 
-    def node_state(self) -> str:
-        return self._query_state(self.describe_node_cmd())
-
-    def qr_state(self) -> str:
-        return self._query_state(self.describe_qr_cmd())
-
     def state(self) -> str:
         """READY when usable; else the node / queued-resource state (or NOT_FOUND)."""
         if self.cfg.queued:
-            qr = self.qr_state()
+            qr = self._query_state(self.describe_qr_cmd())
             if qr not in QR_OK:
                 return qr
-        return self.node_state()
+        return self._query_state(self.describe_node_cmd())
 
     def is_waiting(self, state: str) -> bool:
         return state in NODE_WAIT or (self.cfg.queued and state in QR_WAIT)
@@ -307,7 +298,7 @@ class TpuVm:
             what = "waited"
         elif state == "STOPPED" and not self.cfg.queued:
             self.runner.note(f"{self.cfg.tpu} is STOPPED: starting it")
-            self.runner.run(self.start_node_cmd())
+            self.runner.run(self._node("start", self.cfg.tpu))
             what = "started"
         else:
             if state != GONE:

@@ -517,7 +517,6 @@ class Launcher:
             for dep in list(active):
                 tpu = dep.slice.tpu
                 state = self.vm(dep).state()
-                reason = None
                 if state in NODE_OK:
                     codes = [self.exit_code_reader(job.model_dir) for job in dep.jobs]
                     if all(c == 0 for c in codes):
@@ -557,9 +556,9 @@ class Launcher:
 # ----------------------------------------------------------------------------- CLI
 
 
-def add_slice_flags(parser: argparse.ArgumentParser, *, tpu_required: bool = True) -> None:
+def add_slice_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("slice")
-    g.add_argument("--tpu", required=tpu_required, help="TPU VM (node) name")
+    g.add_argument("--tpu", required=True, help="TPU VM (node) name")
     g.add_argument("--zone", required=True)
     g.add_argument("--project", default=None)
     g.add_argument("--accelerator", required=True, help="v4-N, v5p-N, v5e-N / v5litepod-N, v6e-N")

@@ -63,9 +63,7 @@ def load_run(directory: str, name: str | None = None) -> Run:
     if gcs.exists(gcs.join(directory, "metrics.jsonl")):
         return Run(name, directory, [load_stage(directory, name)])
     children = sorted(c.rstrip("/") for c in gcs.listdir(directory))
-    stages = [load_stage(gcs.join(directory, c), c) for c in children
-              if gcs.exists(gcs.join(directory, c, "metrics.jsonl"))
-              or gcs.exists(gcs.join(directory, c, "eval", "results.json"))]
+    stages = [load_stage(gcs.join(directory, c), c) for c in children if _is_stage_dir(gcs.join(directory, c))]
     if not stages:
         raise FileNotFoundError(f"{directory}: no stage directories with metrics.jsonl or eval/results.json")
     return Run(name, directory, stages)
@@ -153,30 +151,48 @@ def seed_table(stats: dict[str, dict[str, SeedStat]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_seed_bars(stats: dict[str, dict[str, SeedStat]], title: str, path: str | None = None):
-    """Per-task mean accuracy over seeds, one bar per condition, error bars of one sd."""
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend unless one is already chosen (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    tasks = sorted({t for row in stats.values() for t in row}, key=lambda c: (not c.startswith("avg:"), c))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(tasks) + 2), 3.8))
-    width = 0.8 / max(1, len(stats))
-    for i, (condition, row) in enumerate(stats.items()):
-        xs = [t + i * width for t in range(len(tasks))]
-        ax.bar(xs, [row[t].mean if t in row else 0.0 for t in tasks], width,
-               yerr=[row[t].sd if t in row else 0.0 for t in tasks], capsize=2, label=condition)
-    ax.set_xticks([t + 0.4 - width / 2 for t in range(len(tasks))], tasks, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("accuracy (%), mean ± sd over seeds")
-    ax.set_ylim(0, 105)
-    ax.set_title(title)
-    if stats:
-        ax.legend(fontsize=7)
+    return plt
+
+
+def _finish(fig, path: str | None):
+    """Lay out `fig` and save it to `path` (if given); returns it."""
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def _grouped_bars(tasks: list[str], bars: list[tuple[str, list[float], list[float] | None]], ylabel: str,
+                  title: str, per_task_inch: float, height: float):
+    """One bar group per task, one bar per (label, heights, error bars or None)."""
+    fig, ax = _pyplot().subplots(figsize=(max(6.0, per_task_inch * len(tasks) + 2), height))
+    width = 0.8 / max(1, len(bars))
+    for i, (label, heights, errors) in enumerate(bars):
+        ax.bar([t + i * width for t in range(len(tasks))], heights, width, yerr=errors,
+               capsize=2 if errors else 0, label=label)
+    ax.set_xticks([t + 0.4 - width / 2 for t in range(len(tasks))], tasks, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if bars:
+        ax.legend(fontsize=7)
+    return fig, ax
+
+
+def plot_seed_bars(stats: dict[str, dict[str, SeedStat]], title: str, path: str | None = None):
+    """Per-task mean accuracy over seeds, one bar per condition, error bars of one sd."""
+    tasks = sorted({t for row in stats.values() for t in row}, key=lambda c: (not c.startswith("avg:"), c))
+    bars = [(condition, [row[t].mean if t in row else 0.0 for t in tasks],
+             [row[t].sd if t in row else 0.0 for t in tasks]) for condition, row in stats.items()]
+    fig, ax = _grouped_bars(tasks, bars, "accuracy (%), mean ± sd over seeds", title, 1.0, 3.8)
+    ax.set_ylim(0, 105)
+    return _finish(fig, path)
 
 
 def stage_scores(stage: Stage) -> dict[str, dict[str, float | None]]:
@@ -227,13 +243,8 @@ def paper_comparison(stage: Stage) -> str:
 
 def plot_training_curves(runs: Sequence[Run], keys: Iterable[tuple[str, str]] = CURVES, path: str | None = None):
     """One panel per metric; one line per (run, stage), steps offset so stages follow each other."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     keys = list(keys)
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    fig, axes = _pyplot().subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
     for run in runs:
         offset = 0
         for stage in run.stages:
@@ -250,35 +261,17 @@ def plot_training_curves(runs: Sequence[Run], keys: Iterable[tuple[str, str]] = 
     for ax in axes[0]:
         if ax.lines:
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=110)
-    return fig
+    return _finish(fig, path)
 
 
 def plot_task_bars(runs: Sequence[Run], benchmark: str, path: str | None = None):
     """Per-task accuracy bars, one bar group per task, one bar per evaluated (run, stage)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     series = [(f"{r.name}/{s.name}" if len(runs) > 1 else s.name, stage_scores(s).get(benchmark, {}))
               for r in runs for s in r.stages if s.results]
     tasks = sorted({t for _, sc in series for t in sc if not t.startswith("avg:")})
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(tasks) + 2), 3.6))
-    width = 0.8 / max(1, len(series))
-    for i, (label, sc) in enumerate(series):
-        ax.bar([t + i * width for t in range(len(tasks))], [sc.get(t) or 0.0 for t in tasks], width, label=label)
-    ax.set_xticks([t + 0.4 - width / 2 for t in range(len(tasks))], tasks, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"{benchmark}: per-task accuracy")
-    if series:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=110)
-    return fig
+    bars = [(label, [sc.get(t) or 0.0 for t in tasks], None) for label, sc in series]
+    fig, _ = _grouped_bars(tasks, bars, "accuracy (%)", f"{benchmark}: per-task accuracy", 0.9, 3.6)
+    return _finish(fig, path)
 
 
 def example_predictions(stage: Stage, per_task: int = 2, max_chars: int = 300) -> list[dict[str, Any]]:

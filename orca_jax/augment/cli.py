@@ -82,21 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print (scrubbed) tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sample = sub.add_parser("sample", help="sample queries into a manifest")
-    sample.add_argument("--out-dir", required=True)
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        """A subcommand; every one works on one output folder."""
+        cmd = sub.add_parser(name, help=help)
+        cmd.add_argument("--out-dir", required=True)
+        return cmd
+
+    sample = command("sample", "sample queries into a manifest")
     _add_sampling_args(sample, required=True)
     sample.add_argument("--force", action="store_true", help="replace an existing manifest (only before any run!)")
 
-    subset = sub.add_parser("subset", help="random subset of another folder's manifest (FLAN-1M)")
+    subset = command("subset", "random subset of another folder's manifest (FLAN-1M)")
     subset.add_argument("--from", dest="source", required=True, help="output folder holding the parent manifest")
-    subset.add_argument("--out-dir", required=True)
     subset.add_argument("--size", type=int, help="number of queries (default: 1M x --size-factor)")
     subset.add_argument("--size-factor", type=float, default=1.0)
     subset.add_argument("--seed", type=int, default=0)
     subset.add_argument("--force", action="store_true")
 
-    run = sub.add_parser("run", help="ask the teacher for every unfinished query")
-    run.add_argument("--out-dir", required=True)
+    run = command("run", "ask the teacher for every unfinished query")
     _add_sampling_args(run, required=False)
     run.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or http://localhost:8000/v1 (vLLM)")
     run.add_argument("--model", required=True)
@@ -130,14 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-teacher-change", action="store_true")
     _add_price_args(run)
 
-    final = sub.add_parser("finalize", help="write final/ Parquet and the report")
-    final.add_argument("--out-dir", required=True)
+    final = command("finalize", "write final/ Parquet and the report")
     final.add_argument("--rows-per-file", type=int, default=500_000)
     final.add_argument("--allow-incomplete", action="store_true")
     _add_price_args(final)
 
-    report = sub.add_parser("report", help="print and save the report")
-    report.add_argument("--out-dir", required=True)
+    report = command("report", "print and save the report")
     report.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_price_args(report)
     return parser
@@ -152,27 +153,22 @@ def _spec(args: argparse.Namespace) -> SamplingSpec:
     )
 
 
+# TeacherConfig fields set from the `run` flag of the same name.
+_TEACHER_FLAGS = ("base_url", "model", "api_key_env", "teacher_name", "temperature", "concurrency",
+                  "requests_per_minute", "tokens_per_minute", "max_retries", "max_rate_limit_retries",
+                  "max_malformed_retries", "max_connection_errors")
+
+
 def _teacher_config(args: argparse.Namespace) -> TeacherConfig:
     return TeacherConfig(
-        base_url=args.base_url,
-        model=args.model,
-        api_key_env=args.api_key_env,
+        **{name: getattr(args, name) for name in _TEACHER_FLAGS},
         use_auth=not args.no_auth,
-        teacher_name=args.teacher_name,
         max_tokens=args.max_tokens or None,
-        temperature=args.temperature,
         timeout_s=args.timeout,
         connect_timeout_s=args.connect_timeout,
-        concurrency=args.concurrency,
-        requests_per_minute=args.requests_per_minute,
-        tokens_per_minute=args.tokens_per_minute,
-        max_retries=args.max_retries,
-        max_rate_limit_retries=args.max_rate_limit_retries,
-        max_malformed_retries=args.max_malformed_retries,
         backoff_base_s=args.backoff_base,
         backoff_max_s=args.backoff_max,
         max_retry_after_s=args.max_retry_after,
-        max_connection_errors=args.max_connection_errors,
     )
 
 
@@ -215,16 +211,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sample_manifest(args.input, layout, _spec(args))
     elif args.input:
         log.info("%s already has a manifest; --input is ignored (the manifest is never resampled)", layout.root)
+    same_named = ("retry_failures", "limit", "shard_rows", "allow_teacher_change", "price_prompt_per_1k",
+                  "price_completion_per_1k")
     options = RunOptions(
-        retry_failures=args.retry_failures,
-        limit=args.limit,
-        shard_rows=args.shard_rows,
+        **{name: getattr(args, name) for name in same_named},
         flush_interval_s=args.flush_interval,
         progress_interval_s=args.progress_interval,
         use_tqdm=False if args.no_progress_bar else None,
-        allow_teacher_change=args.allow_teacher_change,
-        price_prompt_per_1k=args.price_prompt_per_1k,
-        price_completion_per_1k=args.price_completion_per_1k,
     )
     summary = run_augmentation(layout, config, api_key, options)
     w = summary.written

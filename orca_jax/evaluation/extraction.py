@@ -279,13 +279,14 @@ def _format_number(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
-def _first_number(text: str, words: bool = True) -> str | None:
+def _edge_number(text: str, words: bool = True, last: bool = False) -> str | None:
+    """The first (or `last`) number in `text`, digits or (with `words`) number words, formatted."""
     candidates = [(m.start(), m.group(0)) for m in _NUMBER.finditer(text)]
     if words:
         candidates += [(m.start(), m.group(1)) for m in _NUMBER_WORD.finditer(text)]
     if not candidates:
         return None
-    return _format_number(_number_value(min(candidates)[1]))
+    return _format_number(_number_value((max if last else min)(candidates)[1]))
 
 
 def _conclusion_number(text: str) -> str | None:
@@ -297,27 +298,18 @@ def _conclusion_number(text: str) -> str | None:
         for cue in reversed(list(_CONCLUSION.finditer(sentence))):
             clause_start = max((m.end() for m in _CLAUSE_END.finditer(sentence, 0, cue.start())), default=0)
             for words in (False, True):
-                found = (_first_number(sentence[cue.end():], words=words)
-                         or _last_number(sentence[clause_start:cue.start()], words=words))
+                found = (_edge_number(sentence[cue.end():], words=words)
+                         or _edge_number(sentence[clause_start:cue.start()], words=words, last=True))
                 if found is not None:
                     return found
     return None
-
-
-def _last_number(text: str, words: bool = True) -> str | None:
-    candidates = [(m.start(), m.group(0)) for m in _NUMBER.finditer(text)]
-    if words:
-        candidates += [(m.start(), m.group(1)) for m in _NUMBER_WORD.finditer(text)]
-    if not candidates:
-        return None
-    return _format_number(_number_value(max(candidates)[1]))
 
 
 def extract_number(text: str) -> str | None:
     """The number the output gives, formatted canonically ("8", "-35", "2.5"), or None."""
     for segment in _after_markers(text):
         head = re.split(r"[\n]", segment, maxsplit=1)[0][:60]
-        if (found := _first_number(head)) is not None:
+        if (found := _edge_number(head)) is not None:
             return found
     if _NUMBER.fullmatch(text.strip().rstrip(".")):
         return _format_number(_number_value(text.strip().rstrip(".")))
@@ -327,7 +319,7 @@ def extract_number(text: str) -> str | None:
     if (found := _conclusion_number(text)) is not None:
         return found
     for segment in (_first_sentence(text), text):
-        if (found := _first_number(segment)) is not None:
+        if (found := _edge_number(segment)) is not None:
             return found
     return None
 

@@ -14,23 +14,21 @@ PREDICTIONS_JSONL = "predictions.jsonl"
 RESULTS_MD = "results.md"
 
 
-def _atomic_write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+def _write(output_dir: str, name: str, text: str) -> str:
+    """Write `text` to `output_dir/name` atomically (through a .tmp file); returns the path."""
+    path = os.path.join(output_dir, name)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
+    os.replace(path + ".tmp", path)
+    return path
 
 
 def write_json(output_dir: str, results: Mapping[str, Any]) -> str:
-    path = os.path.join(output_dir, RESULTS_JSON)
-    _atomic_write(path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    return path
+    return _write(output_dir, RESULTS_JSON, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_predictions(output_dir: str, rows: Iterable[Mapping[str, Any]]) -> str:
-    path = os.path.join(output_dir, PREDICTIONS_JSONL)
-    _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return path
+    return _write(output_dir, PREDICTIONS_JSONL, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def _pct(value: float | None) -> str:
@@ -108,9 +106,7 @@ def markdown(results: Mapping[str, Any]) -> str:
 
 
 def write_markdown(output_dir: str, results: Mapping[str, Any]) -> str:
-    path = os.path.join(output_dir, RESULTS_MD)
-    _atomic_write(path, markdown(results))
-    return path
+    return _write(output_dir, RESULTS_MD, markdown(results))
 
 
 # -- TensorBoard --------------------------------------------------------------------------------

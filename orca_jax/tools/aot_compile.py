@@ -282,6 +282,8 @@ def host_feeding_problems(sharding, shape: tuple[int, ...]) -> list[str]:
 
 def suggestions(setup, activations: bool, state_bytes: int, budget: int) -> list[str]:
     """What to change, from what dominates the per-device total."""
+    import jax
+
     from orca_jax import partitioning
 
     mesh = dict(setup.mesh.shape)
@@ -291,7 +293,7 @@ def suggestions(setup, activations: bool, state_bytes: int, budget: int) -> list
     rows = data.batch_size // microbatches // batch_axes
     tips = []
     if state_bytes > 0.4 * budget:
-        total_state = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax_leaves(setup.abstract))
+        total_state = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(setup.abstract))
         tips.append(f"the train state (fp32 params + 2 Adam moments, 12 bytes/param) is {gib(state_bytes)} per "
                     f"device ({gib(total_state)} in all, so at least {math.ceil(total_state / budget)} chips of "
                     f"this HBM even fully sharded): shard it over more chips with a larger fsdp axis "
@@ -310,12 +312,6 @@ def suggestions(setup, activations: bool, state_bytes: int, budget: int) -> list
         tips.append(f"or lower the global batch (DataConfig.batch_size={data.batch_size}) or sequence length "
                     f"(DataConfig.sequence_length={data.sequence_length}), or move to chips with more HBM")
     return tips
-
-
-def jax_leaves(tree):
-    import jax
-
-    return jax.tree.leaves(tree)
 
 
 def verdict(what: str, topology, memory_total: int, hbm: int, min_headroom: float) -> str | None:
@@ -465,9 +461,8 @@ def search_max_batch(total_at, start: int, start_total: int, granularity: int, b
             candidate = min(candidate, hi - granularity)
         if candidate in seen:  # only if memory is not monotone in the batch
             raise AotError(f"--max_batch: memory is not monotone in the batch ({sorted(seen.items())})")
-    if lo == 0:
-        return BatchSearch(None, None, granularity, tuple(seen.items()), slope)
-    return BatchSearch(lo, seen[lo], granularity, tuple(seen.items()), slope)
+    found = lo or None  # 0: not even `granularity` rows fit
+    return BatchSearch(found, seen[lo] if found else None, granularity, tuple(seen.items()), slope)
 
 
 def train_total_at(setup, batch: int, platform: str) -> int | None:
@@ -497,10 +492,6 @@ def batch_granularity(setup) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # Main
-
-
-def describe_mesh(mesh) -> str:
-    return " ".join(f"{k}={v}" for k, v in mesh.shape.items())
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -545,7 +536,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           f"{gib(hbm)} HBM/chip), stage {stage}")
     print(f"   model {cfg.num_params() / 1e9:.2f}B params ({cfg.n_layers} layers, d_model {cfg.d_model}), "
           f"remat {cfg.remat_policy}, attention {cfg.attention_impl}, scan_layers {cfg.scan_layers}")
-    print(f"   mesh {describe_mesh(setup.mesh)}; global batch {data.batch_size} x {data.sequence_length}, "
+    print(f"   mesh {' '.join(f'{k}={v}' for k, v in setup.mesh.shape.items())}; global batch {data.batch_size} x {data.sequence_length}, "
           f"{config.num_microbatches} microbatch(es)")
     result["host_feeding_problems"] = feeding
     if feeding:
@@ -698,10 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         result = run(args)
-    except AotError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return ERROR
-    except ValueError as e:  # --topology name, before gin
+    except (AotError, ValueError) as e:  # ValueError: the --topology name, before gin
         print(f"error: {e}", file=sys.stderr)
         return ERROR
     except DoesNotFit as e:

@@ -83,10 +83,15 @@ def _blob(path: str):
     return _client().bucket(bucket).blob(name)
 
 
+def _dir_prefix(path: str) -> tuple[str, str]:
+    """(bucket, object-name prefix of gs:// `path` as a directory: "a/b/", or "" for the bucket)."""
+    bucket, prefix = split_gcs(path)
+    return bucket, prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+
+
 def _list(path: str, delimiter: str | None = "/") -> tuple[list[str], list[str]]:
     """(object names, prefixes) directly under gs:// `path` (treated as a directory)."""
-    bucket, prefix = split_gcs(path)
-    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    bucket, prefix = _dir_prefix(path)
     it = _client().list_blobs(bucket, prefix=prefix, delimiter=delimiter)
     names = [b.name for b in it]  # iterating fills it.prefixes page by page
     return names, sorted(getattr(it, "prefixes", ()) or ())
@@ -97,8 +102,7 @@ def exists(path: str) -> bool:
         return os.path.exists(path)
     if split_gcs(path)[1] and _blob(path).exists():
         return True
-    bucket, prefix = split_gcs(path)
-    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    bucket, prefix = _dir_prefix(path)
     return any(True for _ in _client().list_blobs(bucket, prefix=prefix, max_results=1))
 
 
@@ -136,8 +140,7 @@ def listdir(path: str) -> list[str]:
     if not is_gcs(path):
         return sorted(os.listdir(path)) if os.path.isdir(path) else []
     names, prefixes = _list(path)
-    _, base = split_gcs(path)
-    base = base.rstrip("/") + "/" if base.strip("/") else ""
+    _, base = _dir_prefix(path)
     children = {n[len(base) :] for n in names if n[len(base) :]}
     children |= {p[len(base) :].rstrip("/") for p in prefixes}
     return sorted(c for c in children if c)
@@ -196,15 +199,23 @@ def list_runs(root: str) -> list[RunStatus]:
         stages = sorted(c for c in children if c.startswith("stage"))
         if not stages and "logs" not in children:
             continue
-        exit_code = None
-        exit_path = join(path, "logs", "worker-0.exit")
-        if "logs" in children and exists(exit_path):
-            try:
-                exit_code = int(read_text(exit_path).strip())
-            except ValueError:
-                exit_code = None
+        exit_code = read_exit_code(path) if "logs" in children else None
         runs.append(RunStatus(name, path, {s: exists(join(path, s, "DONE")) for s in stages}, exit_code))
     return runs
+
+
+def exit_code_path(run_dir: str) -> str:
+    """Where the launcher's run script writes worker 0's exit code."""
+    return join(run_dir, "logs", "worker-0.exit")
+
+
+def read_exit_code(run_dir: str) -> int | None:
+    """Worker 0's exit code under `run_dir`, or None (not written yet, or unreadable)."""
+    path = exit_code_path(run_dir)
+    try:
+        return int(read_text(path).strip()) if exists(path) else None
+    except (ValueError, OSError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

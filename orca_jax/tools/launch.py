@@ -196,80 +196,66 @@ class TpuVm:
             out.append(f"--project={self.cfg.project}")
         return out
 
+    def _node(self, verb: str, *args: str) -> list[str]:
+        """`gcloud compute tpus tpu-vm VERB ARGS... --zone [--project]`."""
+        return ["gcloud", "compute", "tpus", "tpu-vm", verb, *args, *self._loc()]
+
+    def _qr(self, verb: str, *args: str, alpha: bool = False) -> list[str]:
+        """`gcloud [alpha] compute tpus queued-resources VERB QR ARGS... --zone [--project]`."""
+        base = ["gcloud", "alpha"] if alpha else ["gcloud"]
+        return [*base, "compute", "tpus", "queued-resources", verb, self.cfg.qr_id, *args, *self._loc()]
+
+    def _flags(self, **flags: bool) -> list[str]:
+        """`--a-b` for each true `a_b`, in order."""
+        return [f"--{name.replace('_', '-')}" for name, on in flags.items() if on]
+
     def describe_node_cmd(self) -> list[str]:
-        return ["gcloud", "compute", "tpus", "tpu-vm", "describe", self.cfg.tpu, *self._loc(), "--format=value(state)"]
+        return [*self._node("describe", self.cfg.tpu), "--format=value(state)"]
 
     def describe_qr_cmd(self) -> list[str]:
-        return ["gcloud", "compute", "tpus", "queued-resources", "describe", self.cfg.qr_id, *self._loc(),
-                "--format=value(state.state)"]
+        return [*self._qr("describe"), "--format=value(state.state)"]
 
     def create_cmd(self) -> list[str]:
         c = self.cfg
         if c.queued:
-            base = ["gcloud", "alpha"] if c.best_effort else ["gcloud"]
-            cmd = [*base, "compute", "tpus", "queued-resources", "create", c.qr_id, f"--node-id={c.tpu}", *self._loc(),
-                   f"--accelerator-type={c.accelerator}", f"--runtime-version={c.runtime_version}"]
-            if c.spot:
-                cmd.append("--spot")
-            if c.best_effort:
-                cmd.append("--best-effort")
+            cmd = [*self._qr("create", f"--node-id={c.tpu}", alpha=c.best_effort),
+                   f"--accelerator-type={c.accelerator}", f"--runtime-version={c.runtime_version}",
+                   *self._flags(spot=c.spot, best_effort=c.best_effort)]
         else:
-            cmd = ["gcloud", "compute", "tpus", "tpu-vm", "create", c.tpu, *self._loc(),
-                   f"--accelerator-type={c.accelerator}", f"--version={c.runtime_version}"]
-            if c.spot:
-                cmd.append("--spot")
-            if c.preemptible:
-                cmd.append("--preemptible")
+            cmd = [*self._node("create", c.tpu), f"--accelerator-type={c.accelerator}",
+                   f"--version={c.runtime_version}", *self._flags(spot=c.spot, preemptible=c.preemptible)]
         return cmd + list(c.create_flags)
 
     def delete_cmd(self) -> list[str]:
         if self.cfg.queued:  # --force also deletes the node the queued resource holds
-            return ["gcloud", "compute", "tpus", "queued-resources", "delete", self.cfg.qr_id, *self._loc(), "--force",
-                    "--quiet"]
-        return ["gcloud", "compute", "tpus", "tpu-vm", "delete", self.cfg.tpu, *self._loc(), "--quiet"]
-
-    def start_node_cmd(self) -> list[str]:
-        return ["gcloud", "compute", "tpus", "tpu-vm", "start", self.cfg.tpu, *self._loc()]
+            return [*self._qr("delete"), "--force", "--quiet"]
+        return [*self._node("delete", self.cfg.tpu), "--quiet"]
 
     def ssh_cmd(self, command: str) -> list[str]:
-        cmd = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", self.cfg.tpu, *self._loc(), "--worker=all"]
-        if self.cfg.internal_ip:
-            cmd.append("--internal-ip")
-        return cmd + [f"--command={command}"]
+        return [*self._node("ssh", self.cfg.tpu), "--worker=all", *self._flags(internal_ip=self.cfg.internal_ip),
+                f"--command={command}"]
 
     def scp_cmd(self, local_path: str, remote_path: str) -> list[str]:
-        cmd = ["gcloud", "compute", "tpus", "tpu-vm", "scp", local_path, f"{self.cfg.tpu}:{remote_path}", *self._loc(),
-               "--worker=all"]
-        if self.cfg.internal_ip:
-            cmd.append("--internal-ip")
-        return cmd
+        return [*self._node("scp", local_path, f"{self.cfg.tpu}:{remote_path}"), "--worker=all",
+                *self._flags(internal_ip=self.cfg.internal_ip)]
 
     # -- state ----------------------------------------------------------------------------
     def _query_state(self, cmd: list[str]) -> str:
         result = self.runner.run(cmd, check=False, query=True)
         if not result.ok:
             text = (result.stderr + result.stdout).upper()
-            if "NOT_FOUND" in text or "NOT FOUND" in text or "WAS NOT FOUND" in text:
-                return GONE
-            if self.runner.dry_run:
+            if "NOT_FOUND" in text or "NOT FOUND" in text or self.runner.dry_run:
                 return GONE
             raise CommandError(cmd, result)
         return result.stdout.strip().upper() or GONE
 
-    def node_state(self) -> str:
-        return self._query_state(self.describe_node_cmd())
-
-    def qr_state(self) -> str:
-        return self._query_state(self.describe_qr_cmd())
-
     def state(self) -> str:
         """READY when usable; else the node / queued-resource state (or NOT_FOUND)."""
         if self.cfg.queued:
-            qr = self.qr_state()
+            qr = self._query_state(self.describe_qr_cmd())
             if qr not in QR_OK:
                 return qr
-        node = self.node_state()
-        return node
+        return self._query_state(self.describe_node_cmd())
 
     def is_waiting(self, state: str) -> bool:
         return state in NODE_WAIT or (self.cfg.queued and state in QR_WAIT)
@@ -309,25 +295,23 @@ class TpuVm:
             return "reused"
         if self.is_waiting(state):
             self.runner.note(f"{self.cfg.tpu} is {state}: waiting for it")
-            if wait:
-                self.wait_ready()
-            return "waited"
-        if state == "STOPPED" and not self.cfg.queued:
+            what = "waited"
+        elif state == "STOPPED" and not self.cfg.queued:
             self.runner.note(f"{self.cfg.tpu} is STOPPED: starting it")
-            self.runner.run(self.start_node_cmd())
-            if wait:
-                self.wait_ready()
-            return "started"
-        if state != GONE:
-            self.runner.note(f"{self.cfg.tpu} is {state}: deleting and recreating it")
-            self.delete()
+            self.runner.run(self._node("start", self.cfg.tpu))
+            what = "started"
         else:
-            what = f"queued resource {self.cfg.qr_id}" if self.cfg.queued else "it"
-            self.runner.note(f"{self.cfg.tpu} not found: creating {what}")
-        self.create()
+            if state != GONE:
+                self.runner.note(f"{self.cfg.tpu} is {state}: deleting and recreating it")
+                self.delete()
+            else:
+                created = f"queued resource {self.cfg.qr_id}" if self.cfg.queued else "it"
+                self.runner.note(f"{self.cfg.tpu} not found: creating {created}")
+            self.create()
+            what = "created"
         if wait:
             self.wait_ready()
-        return "created"
+        return what
 
 
 # ----------------------------------------------------------------------------- scripts
@@ -396,6 +380,8 @@ def run_script(dep: Deployment) -> str:
     if dep.data_dir:
         lines.append(f"export ORCA_DATA_DIR={q(dep.data_dir)}")
     lines += [f"export {k}={q(v)}" for k, v in dep.env]
+    if dep.rerun_finished:
+        lines.append("export ORCA_RERUN_FINISHED=1")
     lines += [
         "mkdir -p ~/orca-logs",
         "",
@@ -425,8 +411,6 @@ def run_script(dep: Deployment) -> str:
         "}",
         "",
     ]
-    if dep.rerun_finished:
-        lines.insert(lines.index("mkdir -p ~/orca-logs"), "export ORCA_RERUN_FINISHED=1")
     for job in dep.jobs:
         cmd = shlex.join(job.train_argv())
         lines.append(f"run_job {q(job.name)} {q(job.model_dir)} {cmd} || exit $?")
@@ -457,7 +441,7 @@ class Launcher:
         self.runner = runner
         self.ready_poll_s = ready_poll_s
         self.ready_timeout_s = ready_timeout_s
-        self.exit_code_reader = exit_code_reader or read_exit_code
+        self.exit_code_reader = exit_code_reader or gcs.read_exit_code
         self._tarballs: set[str] = set()
 
     def vm(self, dep: Deployment) -> TpuVm:
@@ -477,7 +461,7 @@ class Launcher:
         """Remove worker 0's exit code of each job unless it is 0 (a finished job, which the
         script skips) -- so that the watcher does not read a failure of an earlier launch."""
         for job in dep.jobs:
-            path = exit_code_path(job.model_dir)
+            path = gcs.exit_code_path(job.model_dir)
             if self.runner.dry_run:
                 keep = "" if dep.rerun_finished else " unless it holds 0"
                 self.runner.note(f"would remove {path}{keep}")
@@ -496,9 +480,6 @@ class Launcher:
         self.runner.write_file(local_script_path(dep.slice.tpu), script)
         self.runner.run(vm.scp_cmd(local_script_path(dep.slice.tpu), REMOTE_SCRIPT))
         self.runner.run(vm.ssh_cmd(start_command()))
-
-    def deploy(self, dep: Deployment) -> str:
-        return self.deploy_many([dep])[0]
 
     def deploy_many(self, deps: Sequence[Deployment], after_first: Callable[[], None] | None = None) -> list[str]:
         """Create (or reuse) every slice first, then wait, install and start each, so that
@@ -536,7 +517,6 @@ class Launcher:
             for dep in list(active):
                 tpu = dep.slice.tpu
                 state = self.vm(dep).state()
-                reason = None
                 if state in NODE_OK:
                     codes = [self.exit_code_reader(job.model_dir) for job in dep.jobs]
                     if all(c == 0 for c in codes):
@@ -573,26 +553,12 @@ class Launcher:
         return outcome
 
 
-def exit_code_path(model_dir: str) -> str:
-    return gcs.join(model_dir, "logs", "worker-0.exit")
-
-
-def read_exit_code(model_dir: str) -> int | None:
-    path = exit_code_path(model_dir)
-    try:
-        if not gcs.exists(path):
-            return None
-        return int(gcs.read_text(path).strip())
-    except (ValueError, OSError):
-        return None
-
-
 # ----------------------------------------------------------------------------- CLI
 
 
-def add_slice_flags(parser: argparse.ArgumentParser, *, tpu_required: bool = True) -> None:
+def add_slice_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("slice")
-    g.add_argument("--tpu", required=tpu_required, help="TPU VM (node) name")
+    g.add_argument("--tpu", required=True, help="TPU VM (node) name")
     g.add_argument("--zone", required=True)
     g.add_argument("--project", default=None)
     g.add_argument("--accelerator", required=True, help="v4-N, v5p-N, v5e-N / v5litepod-N, v6e-N")
@@ -625,17 +591,13 @@ def add_slice_flags(parser: argparse.ArgumentParser, *, tpu_required: bool = Tru
                    help="allow a model larger than the test presets to train from random weights (no INIT_FROM)")
 
 
-SLICE_FLAGS = ("zone", "project", "accelerator", "runtime_version", "spot", "preemptible", "queued", "best_effort",
-               "create_flag", "internal_ip", "code", "git_url", "git_ref", "pip_extras", "skip_install", "data_dir",
-               "env", "restart_on_preemption", "max_restarts", "poll_interval", "ready_timeout", "rerun_finished",
-               "dry_run", "from_scratch")
-
-
 def slice_argv(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
     """The `add_slice_flags` flags of `args` that differ from their defaults, as argv
-    (without --tpu and --queued_resource_id, which are per slice)."""
+    (without --tpu, --queued_resource_id and --launch_id, which are per slice or passed apart)."""
+    probe = argparse.ArgumentParser(add_help=False)
+    add_slice_flags(probe)
     out = []
-    for name in SLICE_FLAGS:
+    for name in [a.dest for a in probe._actions if a.dest not in ("tpu", "queued_resource_id", "launch_id")]:
         value, default = getattr(args, name), parser.get_default(name)
         if value == default:
             continue
@@ -662,7 +624,7 @@ def parse_gin_bindings(extra: Sequence[str], parser: argparse.ArgumentParser) ->
     return bindings
 
 
-def slice_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, tpu: str | None = None) -> SliceConfig:
+def slice_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> SliceConfig:
     try:
         topo = topologies.get_topology(args.accelerator, flag="--accelerator")
     except ValueError as e:
@@ -674,7 +636,7 @@ def slice_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, t
     if args.spot and (args.preemptible or args.best_effort):
         parser.error("choose one of --spot, --preemptible, --best_effort")
     return SliceConfig(
-        tpu=tpu or args.tpu, zone=args.zone, project=args.project, accelerator=topo.accelerator,
+        tpu=args.tpu, zone=args.zone, project=args.project, accelerator=topo.accelerator,
         runtime_version=args.runtime_version or topo.runtime_version, spot=args.spot,
         preemptible=args.preemptible, queued=args.queued, best_effort=args.best_effort,
         queued_resource_id=args.queued_resource_id, create_flags=list(args.create_flag),
@@ -827,26 +789,40 @@ def make_runner(dry_run: bool) -> Runner:
     return DryRunRunner() if dry_run else SubprocessRunner()
 
 
+def deployment_from_args(args: argparse.Namespace, slice_cfg: SliceConfig, jobs: list[TrainJob], code: CodeSource,
+                         env: list[tuple[str, str]], launch_id: str) -> Deployment:
+    """A Deployment of `jobs` on `slice_cfg`, with the per-launch flags of `args`."""
+    return Deployment(slice=slice_cfg, jobs=jobs, code=code, data_dir=args.data_dir, env=env, launch_id=launch_id,
+                      skip_install=args.skip_install, rerun_finished=args.rerun_finished)
+
+
+def deploy_and_watch(deps: Sequence[Deployment], args: argparse.Namespace, runner: Runner,
+                     after_first: Callable[[], None] | None = None) -> int:
+    """Bring `deps` up, then (--restart_on_preemption) keep them up; the exit status."""
+    launcher = Launcher(runner, ready_timeout_s=args.ready_timeout)
+    try:
+        launcher.deploy_many(deps, after_first=after_first)
+        if args.restart_on_preemption:
+            outcome = launcher.watch(deps, max_restarts=args.max_restarts, poll_interval_s=args.poll_interval)
+            return 0 if all(v != "failed" for v in outcome.values()) else 1
+    except (CommandError, LaunchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     bindings = parse_gin_bindings(extra, parser)
     model_dir = check_model_dir(args.model_dir, "--model_dir", parser)
     slice_cfg = slice_from_args(args, parser)
-    multi_host = topologies.get_topology(slice_cfg.accelerator).multi_host
-    dep = Deployment(
-        slice=slice_cfg,
-        jobs=[TrainJob(args.run_name or os.path.basename(model_dir), model_dir, list(args.gin_file), bindings,
-                       distributed=multi_host)],
-        code=code_from_args(args, parser),
-        data_dir=args.data_dir,
-        env=env_from_args(args, parser),
-        launch_id=args.launch_id or default_launch_id(),
-        skip_install=args.skip_install,
-        rerun_finished=args.rerun_finished,
-    )
+    topo = topologies.get_topology(slice_cfg.accelerator)
+    job = TrainJob(args.run_name or os.path.basename(model_dir), model_dir, list(args.gin_file), bindings,
+                   distributed=topo.multi_host)
+    dep = deployment_from_args(args, slice_cfg, [job], code_from_args(args, parser), env_from_args(args, parser),
+                               args.launch_id or default_launch_id())
     runner = runner or make_runner(args.dry_run)
-    topo = topologies.get_topology(dep.slice.accelerator)
     runner.note(
         f"{dep.slice.tpu}: {topo.accelerator} = {topo.num_chips} chips on {topo.num_hosts} host(s), "
         f"runtime {dep.slice.runtime_version}"
@@ -855,16 +831,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
         preflight(dep, runner, from_scratch=args.from_scratch)
     except LaunchError as e:
         parser.error(str(e))
-    launcher = Launcher(runner, ready_timeout_s=args.ready_timeout)
-    try:
-        launcher.deploy(dep)
-        if args.restart_on_preemption:
-            outcome = launcher.watch([dep], max_restarts=args.max_restarts, poll_interval_s=args.poll_interval)
-            return 0 if all(v != "failed" for v in outcome.values()) else 1
-    except (CommandError, LaunchError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return deploy_and_watch([dep], args, runner)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ from typing import Any, Sequence
 
 from orca_jax.tools import gcs, hyper, topologies
 from orca_jax.tools import launch as launch_lib
-from orca_jax.tools.side_effects import CommandError, DryRunRunner, Runner
+from orca_jax.tools.side_effects import DryRunRunner, Runner
 
 SUMMARY_MAX_CHARS = 60
 
@@ -262,9 +262,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
     def deployment(tpu: str, jobs: list[launch_lib.TrainJob]) -> launch_lib.Deployment:
         slice_cfg = dataclasses.replace(base_slice, tpu=tpu,
                                         queued_resource_id=None if args.mode == "parallel" else base_slice.queued_resource_id)
-        return launch_lib.Deployment(slice=slice_cfg, jobs=jobs, code=code, data_dir=args.data_dir, env=env,
-                                     launch_id=launch_id, skip_install=args.skip_install,
-                                     rerun_finished=args.rerun_finished)
+        return launch_lib.deployment_from_args(args, slice_cfg, jobs, code, env, launch_id)
 
     multi_host = topologies.get_topology(base_slice.accelerator).multi_host
     if args.mode == "parallel":
@@ -276,16 +274,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
         if isinstance(runner, DryRunRunner):
             runner.print_files = False
 
-    launcher = launch_lib.Launcher(runner, ready_timeout_s=args.ready_timeout)
-    try:
-        launcher.deploy_many(deps, after_first=quieter)
-        if args.restart_on_preemption:
-            outcome = launcher.watch(deps, max_restarts=args.max_restarts, poll_interval_s=args.poll_interval)
-            return 0 if all(v != "failed" for v in outcome.values()) else 1
-    except (CommandError, launch_lib.LaunchError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return launch_lib.deploy_and_watch(deps, args, runner, after_first=quieter)
 
 
 if __name__ == "__main__":

@@ -227,11 +227,6 @@ def get_topology(accelerator: str, *, flag: str = ACCELERATOR_FLAG) -> Topology:
     )
 
 
-def validate_accelerator(accelerator: str, *, flag: str = ACCELERATOR_FLAG) -> str:
-    """The canonical gcloud accelerator type (`v5e-16` -> `v5litepod-16`), or ValueError."""
-    return get_topology(accelerator, flag=flag).accelerator
-
-
 def topology_desc_kwargs(accelerator: str, num_slices: int = 1) -> dict[str, Any]:
     return get_topology(accelerator).topology_desc_kwargs(num_slices)
 

@@ -41,6 +41,11 @@ class OutputLocked(RuntimeError):
     """Another process is running on the same output folder."""
 
 
+def _child(name: str) -> property:
+    """A read-only attribute: the path `name` inside the output folder."""
+    return property(lambda self: self.root / name, doc=f"root / {name!r}")
+
+
 @dataclass(frozen=True)
 class OutputLayout:
     """Paths inside one output folder."""
@@ -51,41 +56,16 @@ class OutputLayout:
     def at(cls, root: Path | str) -> "OutputLayout":
         return cls(Path(root))
 
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.jsonl"
-
-    @property
-    def manifest_meta(self) -> Path:
-        return self.root / "manifest.meta.json"
-
-    @property
-    def run_config(self) -> Path:
-        return self.root / "run_config.json"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def kept_apart(self) -> Path:
-        return self.root / "kept_apart.jsonl"
-
-    @property
-    def failures(self) -> Path:
-        return self.root / "failures.jsonl"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report.json"
-
-    @property
-    def final_dir(self) -> Path:
-        return self.root / "final"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.root / ".lock"
+    # Files and folders inside the output folder.
+    manifest = _child("manifest.jsonl")
+    manifest_meta = _child("manifest.meta.json")
+    run_config = _child("run_config.json")
+    data_dir = _child("data")
+    kept_apart = _child("kept_apart.jsonl")
+    failures = _child("failures.jsonl")
+    report = _child("report.json")
+    final_dir = _child("final")
+    lock_path = _child(".lock")
 
     def data_shards(self) -> list[Path]:
         """Existing training-row shards, in (run, shard) order."""

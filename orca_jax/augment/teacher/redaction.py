@@ -62,12 +62,7 @@ def register_secret(value: str) -> None:
 
 def scrub(text: object) -> str:
     """`text` as a string with every registered secret and token-like value masked."""
-    out = text if isinstance(text, str) else str(text)
-    with _lock:
-        secrets = sorted(_registered, key=len, reverse=True)
-    for value in secrets:
-        if value in out:
-            out = out.replace(value, MASK)
+    out = redact_secrets(text if isinstance(text, str) else str(text))
     for pattern, replacement in _PATTERNS:
         out = pattern.sub(replacement, out)
     return out

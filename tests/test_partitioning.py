@@ -45,6 +45,7 @@ def test_rules_override():
     assert rules["vocab"] is None and rules["batch"] == ("data",)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["tiny", "tiny_gqa"])
 def test_sharded_forward_and_grads_equal_single_device(preset):
     cfg = get_preset(preset, dtype="float32")

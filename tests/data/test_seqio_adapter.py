@@ -113,6 +113,7 @@ def test_restore_continues_a_seqio_task(user_task):
         assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_trainer_trains_on_a_user_seqio_task(user_task, tmp_path):
     gin_file = tmp_path / "user_run.gin"
     gin_file.write_text(textwrap.dedent(f"""

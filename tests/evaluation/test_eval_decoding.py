@@ -72,6 +72,7 @@ def test_kv_cache_greedy_equals_full_recomputation(model, greedy_b3):
     assert _teacher_forced_argmax(cfg, params, prompts, greedy_b3.tokens) == greedy_b3.tokens
 
 
+@pytest.mark.slow
 def test_kv_cache_with_scanned_layers():
     cfg = get_preset("tiny", max_len=64)  # scan_layers=True: the cache has a leading layers axis
     params, prompts = _init(cfg), _prompts(cfg, (4, 11, 7))

@@ -83,6 +83,7 @@ def test_splash_refuses_off_tpu():
                                         q_index=idx, kv_index=idx, impl="splash")
 
 
+@pytest.mark.slow
 def test_splash_kernel_matches_reference_outputs_and_grads():
     """The TPU splash kernel (run in the Pallas interpreter) honours packing and causality."""
     b, length, h, kvh, d = 1, 256, 2, 1, 128

@@ -72,6 +72,7 @@ def unrolled_reference():
     return (base, params, tokens, *_logits_and_grads(base, params, tokens))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("remat_policy", ["none", "full", "save_dots", "save_qkv_out"])
 def test_scan_remat_variants_agree(remat_policy, unrolled_reference):
     base, params, tokens, ref, g_ref = unrolled_reference
@@ -85,6 +86,7 @@ def test_scan_remat_variants_agree(remat_policy, unrolled_reference):
                                g_ref["layers_1"]["mlp"]["up_proj"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_kv_cache_matches_full_forward_with_left_padding():
     cfg = get_preset("tiny_gqa", max_len=32)
     params = _init(cfg)
@@ -147,6 +149,7 @@ def test_tied_head_is_the_embedding_one_parameter():
                                np.einsum("bld,vd->blv", hidden, params["embed"]), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_qkv_bias_params_exist_and_change_the_output():
     cfg = get_preset("tiny_gqa", qkv_bias=True, scan_layers=False)
     params = _init(cfg)
@@ -159,6 +162,7 @@ def test_qkv_bias_params_exist_and_change_the_output():
     assert np.abs(apply({"params": params}, tokens) - base).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_sliding_window_kv_cache_matches_full_forward():
     cfg = get_preset("tiny_gqa", max_len=32, sliding_window=4)
     params = _init(cfg)

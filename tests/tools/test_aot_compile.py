@@ -26,6 +26,7 @@ def clean_gin():
     gin.clear_config()
 
 
+@pytest.mark.slow
 @pytest.mark.tpu  # skipped without libtpu (tests/conftest.py)
 def test_tiny_model_compiles_for_v5p_8(tmp_path, capsys):
     out = tmp_path / "aot.json"

@@ -87,6 +87,7 @@ def test_microbatches_equal_one_batch(single, initial):
     assert_trees_close(state_m.params, state_1.params, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_loss_falls(single, initial):
     _, history = single.run(initial, batches(40, seed=5))
     losses = [float(m["loss"]) for m in history]

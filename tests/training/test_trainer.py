@@ -32,6 +32,7 @@ def run_stages(**changes):
     trainer.run_stages(dataclasses.replace(run, **changes), stages)
 
 
+@pytest.mark.slow
 def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
     configure(tmp_path, "STAGE2_TRAIN_STEPS = 3")
     with caplog.at_level(logging.INFO):

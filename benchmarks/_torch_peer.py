@@ -34,10 +34,10 @@ torch.compile it is traced away.)
 from __future__ import annotations
 
 import contextlib
-
 import importlib.util
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def compute_context(torch, dtype: str, device):
 
 
 def precision_label(dtype: str) -> str:
-    """"fp32 master + bf16 autocast", ... as printed in the notes."""
+    """ "fp32 master + bf16 autocast", ... as printed in the notes."""
     short = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[dtype]
     return "fp32 master + fp32 compute (no autocast)" if dtype == "float32" else f"fp32 master + {short} autocast"
 
@@ -92,9 +92,10 @@ def segment_isolation(torch, model, batches, device, dtype: str = "bfloat16") ->
             cols = np.flatnonzero(seg == 2)
             if cols.size < 2:
                 continue
-            ids = torch.as_tensor(b["decoder_input_tokens"][r:r + 1].astype(np.int64), device=device)
-            pos = torch.as_tensor(torch_positions(b["decoder_positions"][r:r + 1], b["decoder_segment_ids"][r:r + 1]),
-                                  device=device)
+            ids = torch.as_tensor(b["decoder_input_tokens"][r : r + 1].astype(np.int64), device=device)
+            pos = torch.as_tensor(
+                torch_positions(b["decoder_positions"][r : r + 1], b["decoder_segment_ids"][r : r + 1]), device=device
+            )
             idx = torch.as_tensor(cols, device=device)
             with torch.no_grad(), compute_context(torch, dtype, device):
                 packed = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0, idx].float()
@@ -122,9 +123,20 @@ def _sync(torch, device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, warmup: int,
-              remat: str, attention: str = "auto", compile_mode: str = "auto", fused: str = "auto",
-              learning_rate: float = 2e-5, seed: int = 0, dtype: str = "bfloat16") -> dict[str, Any]:
+def run_torch(
+    config,
+    batches: Sequence[dict[str, np.ndarray]],
+    *,
+    steps: int,
+    warmup: int,
+    remat: str,
+    attention: str = "auto",
+    compile_mode: str = "auto",
+    fused: str = "auto",
+    learning_rate: float = 2e-5,
+    seed: int = 0,
+    dtype: str = "bfloat16",
+) -> dict[str, Any]:
     """Train `steps` timed steps (after `warmup`) of LlamaForCausalLM shaped like `config`
     (an orca_jax LlamaConfig) over `batches` (the batch contract, cycled) with compute dtype
     `dtype` (the jax side's `LlamaConfig.dtype`); returns the results."""
@@ -150,11 +162,13 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
     torch.set_default_dtype(torch.float32)
     with torch.device(device):
         try:
-            model = transformers.LlamaForCausalLM._from_config(hf_config, attn_implementation=attn_impl,
-                                                              dtype=torch.float32)
+            model = transformers.LlamaForCausalLM._from_config(
+                hf_config, attn_implementation=attn_impl, dtype=torch.float32
+            )
         except TypeError:  # transformers 4.x
-            model = transformers.LlamaForCausalLM._from_config(hf_config, attn_implementation=attn_impl,
-                                                              torch_dtype=torch.float32)
+            model = transformers.LlamaForCausalLM._from_config(
+                hf_config, attn_implementation=attn_impl, torch_dtype=torch.float32
+            )
     model.train()
     if use_ckpt:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x
@@ -166,11 +180,15 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
         notes.append("torch segment isolation: not checked (no row with two segments)")
     else:
         verdict = "isolated" if isolation <= ISOLATION_TOL else "NOT ISOLATED: the torch rows attend across segments"
-        notes.append(f"torch segment isolation check (eager, {precision_label(dtype).split(' + ')[1]}): logits of a row's 2nd packed example "
-                     f"vs the example alone differ by {isolation:.1e} of max|logit| (tol {ISOLATION_TOL}) -> {verdict}")
+        notes.append(
+            f"torch segment isolation check (eager, {precision_label(dtype).split(' + ')[1]}): logits of a row's 2nd packed example "
+            f"vs the example alone differ by {isolation:.1e} of max|logit| (tol {ISOLATION_TOL}) -> {verdict}"
+        )
     if remat not in ("none", "full"):
-        notes.append(f"torch remat: orca-jax policy {remat!r} has no transformers equivalent; torch uses "
-                     "full per-layer gradient checkpointing (recomputes more than jax)")
+        notes.append(
+            f"torch remat: orca-jax policy {remat!r} has no transformers equivalent; torch uses "
+            "full per-layer gradient checkpointing (recomputes more than jax)"
+        )
     n_params = sum(p.numel() for p in model.parameters())
     params = [p for p in model.parameters()]
     opt_kwargs = dict(lr=learning_rate, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
@@ -193,10 +211,12 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
     def to_device(b: dict[str, np.ndarray]) -> tuple:
         labels = np.where(b["decoder_loss_weights"] > 0, b["decoder_target_tokens"], -100).astype(np.int64)
         denominator = max(float(b["decoder_loss_weights"].sum()), 1.0)
-        return (torch.as_tensor(b["decoder_input_tokens"].astype(np.int64), device=device),
-                torch.as_tensor(torch_positions(b["decoder_positions"], b["decoder_segment_ids"]), device=device),
-                torch.as_tensor(labels, device=device),
-                torch.tensor(denominator, dtype=torch.float32, device=device))
+        return (
+            torch.as_tensor(b["decoder_input_tokens"].astype(np.int64), device=device),
+            torch.as_tensor(torch_positions(b["decoder_positions"], b["decoder_segment_ids"]), device=device),
+            torch.as_tensor(labels, device=device),
+            torch.tensor(denominator, dtype=torch.float32, device=device),
+        )
 
     device_batches = [to_device(b) for b in batches]
 
@@ -217,8 +237,10 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
     except Exception as e:  # noqa: BLE001  (a torch.compile failure: say so and run eager)
         if not use_compile or isinstance(e, torch.cuda.OutOfMemoryError):
             raise
-        notes.append(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); "
-                     "the torch row runs EAGER")
+        notes.append(
+            f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); "
+            "the torch row runs EAGER"
+        )
         use_compile, fwd = False, forward_loss
         optimizer.zero_grad(set_to_none=True)
         start = time.perf_counter()
@@ -237,17 +259,23 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
     if attn_impl == "sdpa":
         kernel = sdpa_kernel_with_mask(torch, config, int(device_batches[0][0].shape[1]), device, dtype)
         attention_desc = "sdpa+block-diag mask" if kernel is None else f"sdpa {kernel}+mask"
-        notes.append("torch sdpa: transformers builds a block-diagonal causal bool mask [B,1,L,L] from the "
-                     "restarting position_ids; SDPA cannot use its flash kernel with a mask and runs the "
-                     f"{kernel or 'memory-efficient (or math)'} kernel: segments isolated, full LxL work, "
-                     "no causal block skipping")
+        notes.append(
+            "torch sdpa: transformers builds a block-diagonal causal bool mask [B,1,L,L] from the "
+            "restarting position_ids; SDPA cannot use its flash kernel with a mask and runs the "
+            f"{kernel or 'memory-efficient (or math)'} kernel: segments isolated, full LxL work, "
+            "no causal block skipping"
+        )
         if kernel == "math":
-            notes.append(f"torch sdpa: the memory-efficient kernel refuses head_dim {config.dims_per_head} "
-                         "with a mask here; the math path materialises LxL scores (slow, memory-hungry)")
+            notes.append(
+                f"torch sdpa: the memory-efficient kernel refuses head_dim {config.dims_per_head} "
+                "with a mask here; the math path materialises LxL scores (slow, memory-hungry)"
+            )
     elif attn_impl == "flash_attention_2":
         attention_desc = "flash2 varlen"
-        notes.append("torch flash_attention_2: varlen flash over cu_seqlens derived from position_ids: segments "
-                     "isolated and no cross-segment work (less attention work than a masked kernel)")
+        notes.append(
+            "torch flash_attention_2: varlen flash over cu_seqlens derived from position_ids: segments "
+            "isolated and no cross-segment work (less attention work than a masked kernel)"
+        )
     else:
         attention_desc = attn_impl
     return {
@@ -266,7 +294,7 @@ def run_torch(config, batches: Sequence[dict[str, np.ndarray]], *, steps: int, w
         "peak_mem_gib": peak_gib,
         "num_params": int(n_params),
         "extras": f"torch {torch.__version__} transformers {transformers.__version__} "
-                  f"compile={'on' if use_compile else 'off'} adamw={'fused' if use_fused else 'foreach'}",
+        f"compile={'on' if use_compile else 'off'} adamw={'fused' if use_fused else 'foreach'}",
         "segment_isolation": isolation,
         "notes": notes,
     }

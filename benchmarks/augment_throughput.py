@@ -49,14 +49,27 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     per_collection = args.rows // 4
-    rows = {"cot": args.rows - 3 * per_collection, "niv2": per_collection, "t0": per_collection, "flan2021": per_collection}
+    rows = {
+        "cot": args.rows - 3 * per_collection,
+        "niv2": per_collection,
+        "t0": per_collection,
+        "flan2021": per_collection,
+    }
     server, base_url = start_server(args.latency, args.faults)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            source = write_synthetic_flan(Path(tmp) / "flan.jsonl", rows=rows, tasks={"cot": 8, "niv2": 40, "t0": 20, "flan2021": 30})
+            source = write_synthetic_flan(
+                Path(tmp) / "flan.jsonl", rows=rows, tasks={"cot": 8, "niv2": 40, "t0": 20, "flan2021": 30}
+            )
             layout = OutputLayout.at(Path(tmp) / "out")
             meta = sample_manifest([source], layout, SamplingSpec(size_factor=1.0))
-            config = TeacherConfig(base_url=base_url, model="fake-teacher", use_auth=False, concurrency=args.concurrency, backoff_base_s=0.05)
+            config = TeacherConfig(
+                base_url=base_url,
+                model="fake-teacher",
+                use_auth=False,
+                concurrency=args.concurrency,
+                backoff_base_s=0.05,
+            )
             start = time.perf_counter()
             summary = run_augmentation(layout, config, None, RunOptions(use_tqdm=False, progress_interval_s=3600))
             elapsed = time.perf_counter() - start
@@ -66,8 +79,12 @@ def main() -> None:
     done = summary.written.total
     ideal = args.concurrency / args.latency if args.latency else float("inf")
     print(f"augment throughput: {done}/{meta.rows} rows in {elapsed:.2f} s = {done / elapsed:.1f} rows/s")
-    print(f"  concurrency {args.concurrency}, server latency {args.latency * 1000:.0f} ms (latency-bound ideal {ideal:.0f} rows/s), faults {'on' if args.faults else 'off'}")
-    print(f"  rows {summary.written.rows}, kept apart {summary.written.kept_apart}, failures {summary.written.failures}")
+    print(
+        f"  concurrency {args.concurrency}, server latency {args.latency * 1000:.0f} ms (latency-bound ideal {ideal:.0f} rows/s), faults {'on' if args.faults else 'off'}"
+    )
+    print(
+        f"  rows {summary.written.rows}, kept apart {summary.written.kept_apart}, failures {summary.written.failures}"
+    )
 
 
 if __name__ == "__main__":

@@ -42,11 +42,26 @@ from orca_jax.models import LlamaConfig, get_preset  # noqa: E402
 SIDES = ("jax_kv", "jax_nocache", "hf")
 
 
-def jax_side(config: LlamaConfig, params, batch_size: int, new_tokens: int, prompt_len: int,
-             use_cache: bool, unroll_layers: bool = False) -> Callable[[list[list[int]]], list[list[int]]]:
+def jax_side(
+    config: LlamaConfig,
+    params,
+    batch_size: int,
+    new_tokens: int,
+    prompt_len: int,
+    use_cache: bool,
+    unroll_layers: bool = False,
+) -> Callable[[list[list[int]]], list[list[int]]]:
     """prompts -> generated tokens, with orca-jax's Decoder (EOS disabled: eos_id -1)."""
-    decoder = Decoder(config, params, batch_size=batch_size, eos_id=-1, pad_id=0, use_cache=use_cache,
-                      min_prompt_bucket=prompt_len, unroll_layers=unroll_layers)
+    decoder = Decoder(
+        config,
+        params,
+        batch_size=batch_size,
+        eos_id=-1,
+        pad_id=0,
+        use_cache=use_cache,
+        min_prompt_bucket=prompt_len,
+        unroll_layers=unroll_layers,
+    )
     return lambda prompts: decoder.generate(prompts, new_tokens).tokens
 
 
@@ -65,9 +80,15 @@ def hf_side(hf_dir: str, new_tokens: int, threads: int | None = None) -> Callabl
     def run(prompts: list[list[int]]) -> list[list[int]]:
         ids = torch.as_tensor(prompts, dtype=torch.long)
         with torch.no_grad():
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                 max_new_tokens=new_tokens, min_new_tokens=new_tokens, use_cache=True)
-        return out[:, ids.shape[1]:].tolist()
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                use_cache=True,
+            )
+        return out[:, ids.shape[1] :].tolist()
 
     return run
 
@@ -101,9 +122,13 @@ def main() -> None:
     p.add_argument("--dtype", default="float32", help="orca-jax compute dtype (transformers runs fp32)")
     p.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated subset of {SIDES}")
     p.add_argument("--unroll_layers", action="store_true", help="Decoder(unroll_layers=True) for the jax sides")
-    p.add_argument("--torch_threads", type=int, default=None,
-                   help="torch.set_num_threads for the hf side (default: torch's, one per core); on a "
-                        "machine shared with other jobs, torch's spinning OpenMP threads suffer more than XLA's")
+    p.add_argument(
+        "--torch_threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads for the hf side (default: torch's, one per core); on a "
+        "machine shared with other jobs, torch's spinning OpenMP threads suffer more than XLA's",
+    )
     args = p.parse_args()
     sides = args.sides.split(",")
     if unknown := set(sides) - set(SIDES):
@@ -115,8 +140,9 @@ def main() -> None:
             hf_dir, name = args.hf_dir, os.path.basename(os.path.normpath(args.hf_dir))
         else:
             preset = get_preset(args.preset)
-            hf_dir = random_hf_dir(preset.replace(max_len=max(preset.max_len, args.prompt_len + args.new_tokens)),
-                                   os.path.join(tmp, "hf"))
+            hf_dir = random_hf_dir(
+                preset.replace(max_len=max(preset.max_len, args.prompt_len + args.new_tokens)), os.path.join(tmp, "hf")
+            )
             params, config = import_hf(hf_dir, scan_layers=preset.scan_layers, config_overrides={"dtype": args.dtype})
             name = f"preset {args.preset} (random weights)"
         rng = np.random.default_rng(0)
@@ -126,8 +152,15 @@ def main() -> None:
             if side == "hf":
                 run[side] = hf_side(hf_dir, args.new_tokens, args.torch_threads)
             else:
-                run[side] = jax_side(config, params, args.batch_size, args.new_tokens, args.prompt_len,
-                                     use_cache=side == "jax_kv", unroll_layers=args.unroll_layers)
+                run[side] = jax_side(
+                    config,
+                    params,
+                    args.batch_size,
+                    args.new_tokens,
+                    args.prompt_len,
+                    use_cache=side == "jax_kv",
+                    unroll_layers=args.unroll_layers,
+                )
         tokens, first = {}, {}
         for side in sides:  # compile / warm up
             t0 = time.perf_counter()
@@ -136,24 +169,38 @@ def main() -> None:
             assert all(len(t) == args.new_tokens for t in tokens[side]), side
         rates: dict[str, list[float]] = {side: [] for side in sides}
         for r in range(args.repeats):
-            for side in sides[r % len(sides):] + sides[:r % len(sides)]:
+            for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
                 t0 = time.perf_counter()
                 run[side](prompts)
                 rates[side].append(args.batch_size * args.new_tokens / (time.perf_counter() - t0))
 
     import torch
 
-    print(json.dumps({"model": name, "params": config.num_params(), "backend": jax.default_backend(),
-                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                      "batch_size": args.batch_size, "prompt_len": args.prompt_len, "new_tokens": args.new_tokens,
-                      "jax_dtype": config.dtype, "unroll_layers": args.unroll_layers,
-                      "repeats": args.repeats}))
+    print(
+        json.dumps(
+            {
+                "model": name,
+                "params": config.num_params(),
+                "backend": jax.default_backend(),
+                "cpu_count": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+                "batch_size": args.batch_size,
+                "prompt_len": args.prompt_len,
+                "new_tokens": args.new_tokens,
+                "jax_dtype": config.dtype,
+                "unroll_layers": args.unroll_layers,
+                "repeats": args.repeats,
+            }
+        )
+    )
     ref = tokens[sides[0]]
     for side in sides:
         s = summarize(rates[side])
         agree = np.mean([a == b for ra, rb in zip(tokens[side], ref) for a, b in zip(ra, rb)])
-        print(f"{side:12s} tokens/s min {s['min']:8.1f}  median {s['median']:8.1f}  max {s['max']:8.1f}   "
-              f"(first call {first[side]:.1f}s; greedy tokens equal to {sides[0]}: {agree:.1%})")
+        print(
+            f"{side:12s} tokens/s min {s['min']:8.1f}  median {s['median']:8.1f}  max {s['max']:8.1f}   "
+            f"(first call {first[side]:.1f}s; greedy tokens equal to {sides[0]}: {agree:.1%})"
+        )
     if "jax_kv" in rates and "hf" in rates:
         ratio = statistics.median(rates["jax_kv"]) / statistics.median(rates["hf"])
         print(f"jax_kv / hf median tokens/s: {ratio:.2f}x")

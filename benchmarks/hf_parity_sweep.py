@@ -32,9 +32,13 @@ def random_config(rng: np.random.Generator) -> dict:
     if model_type == "mistral":
         extra["sliding_window"] = int(rng.integers(2, 40)) if rng.random() < 0.7 else None
     if model_type == "llama" and rng.random() < 0.5:
-        extra["rope_scaling"] = {"rope_type": "llama3", "factor": float(rng.choice([8.0, 32.0])),
-                                 "low_freq_factor": 1.0, "high_freq_factor": float(rng.choice([2.0, 4.0])),
-                                 "original_max_position_embeddings": int(rng.choice([16, 32, 64]))}
+        extra["rope_scaling"] = {
+            "rope_type": "llama3",
+            "factor": float(rng.choice([8.0, 32.0])),
+            "low_freq_factor": 1.0,
+            "high_freq_factor": float(rng.choice([2.0, 4.0])),
+            "original_max_position_embeddings": int(rng.choice([16, 32, 64])),
+        }
     return dict(
         model_type=model_type,
         **extra,
@@ -67,14 +71,17 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as work_dir:
             r = hf_parity(work_dir, scan_layers=scan, seed=args.seed + k, seq_len=seq_len, **cfg)
         worst = max(worst, r["import"], r["export"])
-        family = cfg["model_type"] + "".join(f" {key}={cfg[key]}" for key in ("sliding_window", "rope_scaling")
-                                              if cfg.get(key))
-        print(f"[{k}] {family} vocab={cfg['vocab_size']} d={cfg['hidden_size']} ff={cfg['intermediate_size']} "
-              f"L={cfg['num_hidden_layers']} h={cfg['num_attention_heads']} kv={cfg['num_key_value_heads']} "
-              f"hd={cfg['head_dim']} theta={cfg['rope_theta']:.0f} eps={cfg['rms_norm_eps']:g} "
-              f"tied={cfg['tie_word_embeddings']} scan={scan} len={seq_len}: "
-              f"max|diff| import={r['import']:.2e} export={r['export']:.2e} (|logits|<={r['logit_scale']:.1f})",
-              flush=True)
+        family = cfg["model_type"] + "".join(
+            f" {key}={cfg[key]}" for key in ("sliding_window", "rope_scaling") if cfg.get(key)
+        )
+        print(
+            f"[{k}] {family} vocab={cfg['vocab_size']} d={cfg['hidden_size']} ff={cfg['intermediate_size']} "
+            f"L={cfg['num_hidden_layers']} h={cfg['num_attention_heads']} kv={cfg['num_key_value_heads']} "
+            f"hd={cfg['head_dim']} theta={cfg['rope_theta']:.0f} eps={cfg['rms_norm_eps']:g} "
+            f"tied={cfg['tie_word_embeddings']} scan={scan} len={seq_len}: "
+            f"max|diff| import={r['import']:.2e} export={r['export']:.2e} (|logits|<={r['logit_scale']:.1f})",
+            flush=True,
+        )
     ok = worst <= args.tol
     print(f"worst max|diff| = {worst:.2e} ({'within' if ok else 'ABOVE'} tol {args.tol:g})")
     return 0 if ok else 1

@@ -37,11 +37,11 @@ def build_step(cfg, mesh, rules, batch, length):
         return -jnp.mean(jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1))
 
     with partitioning.mesh_context(mesh, rules):
-        init = jax.jit(lambda rng: nn.unbox(model.init(rng, jnp.zeros((1, length), jnp.int32)))["params"],
-                       out_shardings=p_shard)
+        init = jax.jit(
+            lambda rng: nn.unbox(model.init(rng, jnp.zeros((1, length), jnp.int32)))["params"], out_shardings=p_shard
+        )
         params = init(jax.random.PRNGKey(0))
-        step = jax.jit(jax.value_and_grad(loss_fn), in_shardings=(p_shard, b_shard),
-                       out_shardings=(None, p_shard))
+        step = jax.jit(jax.value_and_grad(loss_fn), in_shardings=(p_shard, b_shard), out_shardings=(None, p_shard))
     return step, params, b_shard
 
 
@@ -50,8 +50,9 @@ def run(preset: str, batch: int, length: int, steps: int, dtype: str, remat: str
     mesh = partitioning.make_mesh((1, -1, 1))
     rules = partitioning.logical_axis_rules()
     step, params, b_shard = build_step(cfg, mesh, rules, batch, length)
-    tokens = jax.device_put(np.random.default_rng(0).integers(0, cfg.vocab_size, (batch, length), dtype=np.int32),
-                            b_shard)
+    tokens = jax.device_put(
+        np.random.default_rng(0).integers(0, cfg.vocab_size, (batch, length), dtype=np.int32), b_shard
+    )
     with partitioning.mesh_context(mesh, rules):
         t0 = time.perf_counter()
         jax.block_until_ready(step(params, tokens))
@@ -64,10 +65,12 @@ def run(preset: str, batch: int, length: int, steps: int, dtype: str, remat: str
     tokens_per_s = batch * length / step_s
     n = len(jax.devices())
     util = mfu(cfg.flops_per_token(length), tokens_per_s, n, peak_flops_per_device())
-    print(f"preset={preset} params={cfg.num_params() / 1e6:.1f}M devices={n}x{jax.devices()[0].device_kind} "
-          f"batch={batch} length={length} dtype={dtype} remat={remat} attention={attention} | "
-          f"compile {compile_s:.1f}s step {step_s * 1e3:.1f}ms tokens/s {tokens_per_s:,.0f} "
-          f"MFU {util * 100 if util is not None else float('nan'):.2f}%")
+    print(
+        f"preset={preset} params={cfg.num_params() / 1e6:.1f}M devices={n}x{jax.devices()[0].device_kind} "
+        f"batch={batch} length={length} dtype={dtype} remat={remat} attention={attention} | "
+        f"compile {compile_s:.1f}s step {step_s * 1e3:.1f}ms tokens/s {tokens_per_s:,.0f} "
+        f"MFU {util * 100 if util is not None else float('nan'):.2f}%"
+    )
 
 
 def main() -> None:

@@ -44,8 +44,16 @@ def main() -> None:
     shardings = ts.state_shardings(config, optimizer, mesh, rules)
     batch_spec = batch_abstract((args.batch, args.length), mesh, rules)
     start = time.perf_counter()
-    step = compile_train_step(config, optimizer, LossConfig(chunk_size=args.chunk), args.microbatches, mesh, rules,
-                              ts.abstract_state(config, optimizer, shardings), batch_spec)
+    step = compile_train_step(
+        config,
+        optimizer,
+        LossConfig(chunk_size=args.chunk),
+        args.microbatches,
+        mesh,
+        rules,
+        ts.abstract_state(config, optimizer, shardings),
+        batch_spec,
+    )
     compile_s = time.perf_counter() - start
     state = ts.init_state(config, optimizer, shardings, seed=0)
     source = SyntheticBatches(args.length, args.batch)
@@ -59,10 +67,12 @@ def main() -> None:
     step_s = (time.perf_counter() - start) / args.steps
     slots_per_s = args.batch * args.length / step_s
     util = mfu(config.flops_per_token(args.length), slots_per_s, mesh.size, peak_flops_per_device())
-    print(f"preset={args.preset} devices={mesh.size}x{jax.devices()[0].device_kind} mesh={dict(mesh.shape)} "
-          f"batch={args.batch} length={args.length} microbatches={args.microbatches} chunk={args.chunk} | "
-          f"compile {compile_s:.1f}s step {step_s * 1e3:.1f}ms slots/s {slots_per_s:,.0f} "
-          f"MFU {np.nan if util is None else util * 100:.2f}% loss {float(metrics['loss']):.3f}")
+    print(
+        f"preset={args.preset} devices={mesh.size}x{jax.devices()[0].device_kind} mesh={dict(mesh.shape)} "
+        f"batch={args.batch} length={args.length} microbatches={args.microbatches} chunk={args.chunk} | "
+        f"compile {compile_s:.1f}s step {step_s * 1e3:.1f}ms slots/s {slots_per_s:,.0f} "
+        f"MFU {np.nan if util is None else util * 100:.2f}% loss {float(metrics['loss']):.3f}"
+    )
 
 
 if __name__ == "__main__":

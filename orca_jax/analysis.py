@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from orca_jax.tools import gcs
 
@@ -50,10 +51,13 @@ def _read_json(path: str) -> dict[str, Any] | None:
 
 def load_stage(directory: str, name: str | None = None) -> Stage:
     eval_dir = gcs.join(directory, "eval")
-    return Stage(name=name or os.path.basename(directory.rstrip("/")), directory=directory,
-                 metrics=_read_jsonl(gcs.join(directory, "metrics.jsonl")),
-                 results=_read_json(gcs.join(eval_dir, "results.json")),
-                 predictions=_read_jsonl(gcs.join(eval_dir, "predictions.jsonl")))
+    return Stage(
+        name=name or os.path.basename(directory.rstrip("/")),
+        directory=directory,
+        metrics=_read_jsonl(gcs.join(directory, "metrics.jsonl")),
+        results=_read_json(gcs.join(eval_dir, "results.json")),
+        predictions=_read_jsonl(gcs.join(eval_dir, "predictions.jsonl")),
+    )
 
 
 def load_run(directory: str, name: str | None = None) -> Run:
@@ -75,8 +79,9 @@ def _is_stage_dir(directory: str) -> bool:
 
 def _is_run_dir(directory: str) -> bool:
     """A stage directory, or a directory with stage directories in it (what load_run reads)."""
-    return _is_stage_dir(directory) or any(_is_stage_dir(gcs.join(directory, c.rstrip("/")))
-                                           for c in gcs.listdir(directory))
+    return _is_stage_dir(directory) or any(
+        _is_stage_dir(gcs.join(directory, c.rstrip("/"))) for c in gcs.listdir(directory)
+    )
 
 
 def discover_runs(directory: str) -> list[tuple[str, str]]:
@@ -134,8 +139,13 @@ def seed_stats(runs: Sequence[Run], benchmark: str, stage: str | None = None) ->
         for task, score in stage_scores(evaluated[-1]).get(benchmark, {}).items():
             if score is not None:
                 values.setdefault(condition, {}).setdefault(task, []).append(score)
-    return {c: {t: SeedStat(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, tuple(v))
-                for t, v in tasks.items()} for c, tasks in values.items()}
+    return {
+        c: {
+            t: SeedStat(statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, tuple(v))
+            for t, v in tasks.items()
+        }
+        for c, tasks in values.items()
+    }
 
 
 def seed_table(stats: dict[str, dict[str, SeedStat]]) -> str:
@@ -146,8 +156,9 @@ def seed_table(stats: dict[str, dict[str, SeedStat]]) -> str:
     n = {c: max(len(s.values) for s in row.values()) for c, row in stats.items()}
     lines = ["| condition (seeds) | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for condition, row in stats.items():
-        lines.append(f"| {condition} ({n[condition]}) | " + " | ".join(str(row[c]) if c in row else "—"
-                                                                       for c in columns) + " |")
+        lines.append(
+            f"| {condition} ({n[condition]}) | " + " | ".join(str(row[c]) if c in row else "—" for c in columns) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -169,14 +180,26 @@ def _finish(fig, path: str | None):
     return fig
 
 
-def _grouped_bars(tasks: list[str], bars: list[tuple[str, list[float], list[float] | None]], ylabel: str,
-                  title: str, per_task_inch: float, height: float):
+def _grouped_bars(
+    tasks: list[str],
+    bars: list[tuple[str, list[float], list[float] | None]],
+    ylabel: str,
+    title: str,
+    per_task_inch: float,
+    height: float,
+):
     """One bar group per task, one bar per (label, heights, error bars or None)."""
     fig, ax = _pyplot().subplots(figsize=(max(6.0, per_task_inch * len(tasks) + 2), height))
     width = 0.8 / max(1, len(bars))
     for i, (label, heights, errors) in enumerate(bars):
-        ax.bar([t + i * width for t in range(len(tasks))], heights, width, yerr=errors,
-               capsize=2 if errors else 0, label=label)
+        ax.bar(
+            [t + i * width for t in range(len(tasks))],
+            heights,
+            width,
+            yerr=errors,
+            capsize=2 if errors else 0,
+            label=label,
+        )
     ax.set_xticks([t + 0.4 - width / 2 for t in range(len(tasks))], tasks, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -188,8 +211,10 @@ def _grouped_bars(tasks: list[str], bars: list[tuple[str, list[float], list[floa
 def plot_seed_bars(stats: dict[str, dict[str, SeedStat]], title: str, path: str | None = None):
     """Per-task mean accuracy over seeds, one bar per condition, error bars of one sd."""
     tasks = sorted({t for row in stats.values() for t in row}, key=lambda c: (not c.startswith("avg:"), c))
-    bars = [(condition, [row[t].mean if t in row else 0.0 for t in tasks],
-             [row[t].sd if t in row else 0.0 for t in tasks]) for condition, row in stats.items()]
+    bars = [
+        (condition, [row[t].mean if t in row else 0.0 for t in tasks], [row[t].sd if t in row else 0.0 for t in tasks])
+        for condition, row in stats.items()
+    ]
     fig, ax = _grouped_bars(tasks, bars, "accuracy (%), mean ± sd over seeds", title, 1.0, 3.8)
     ax.set_ylim(0, 105)
     return _finish(fig, path)
@@ -221,8 +246,7 @@ def score_table(runs: Sequence[Run], benchmark: str | None = None) -> str:
     lines = []
     for bench in benches:
         columns = sorted({c for _, sc in rows for c in sc.get(bench, {})}, key=lambda c: (not c.startswith("avg:"), c))
-        lines += [f"**{bench}**", "", "| run/stage | " + " | ".join(columns) + " |",
-                  "|---|" + "---:|" * len(columns)]
+        lines += [f"**{bench}**", "", "| run/stage | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
         for label, sc in rows:
             cells = [_fmt(sc.get(bench, {}).get(c)) for c in columns]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -253,8 +277,11 @@ def plot_training_curves(runs: Sequence[Run], keys: Iterable[tuple[str, str]] = 
             for ax, (key, label) in zip(axes[0], keys):
                 values = [m.get(key) for m in records]
                 if any(v is not None for v in values):
-                    ax.plot(steps, [float("nan") if v is None else v for v in values],
-                            label=f"{run.name}/{stage.name}" if len(runs) > 1 else stage.name)
+                    ax.plot(
+                        steps,
+                        [float("nan") if v is None else v for v in values],
+                        label=f"{run.name}/{stage.name}" if len(runs) > 1 else stage.name,
+                    )
                 ax.set_title(label)
                 ax.set_xlabel("step (stages in sequence)")
             offset = steps[-1] if steps else offset
@@ -266,8 +293,12 @@ def plot_training_curves(runs: Sequence[Run], keys: Iterable[tuple[str, str]] = 
 
 def plot_task_bars(runs: Sequence[Run], benchmark: str, path: str | None = None):
     """Per-task accuracy bars, one bar group per task, one bar per evaluated (run, stage)."""
-    series = [(f"{r.name}/{s.name}" if len(runs) > 1 else s.name, stage_scores(s).get(benchmark, {}))
-              for r in runs for s in r.stages if s.results]
+    series = [
+        (f"{r.name}/{s.name}" if len(runs) > 1 else s.name, stage_scores(s).get(benchmark, {}))
+        for r in runs
+        for s in r.stages
+        if s.results
+    ]
     tasks = sorted({t for _, sc in series for t in sc if not t.startswith("avg:")})
     bars = [(label, [sc.get(t) or 0.0 for t in tasks], None) for label, sc in series]
     fig, _ = _grouped_bars(tasks, bars, "accuracy (%)", f"{benchmark}: per-task accuracy", 0.9, 3.6)
@@ -282,7 +313,14 @@ def example_predictions(stage: Stage, per_task: int = 2, max_chars: int = 300) -
     picked = []
     for task, rows in sorted(by_task.items()):
         rows = sorted(rows, key=lambda r: not r.get("correct"))
-        for row in rows[:1] + [r for r in rows if not r.get("correct")][:per_task - 1]:
-            picked.append({"task": task, "target": row.get("target"), "extracted": row.get("extracted"),
-                           "correct": row.get("correct"), "output": str(row.get("raw_output", ""))[:max_chars]})
+        for row in rows[:1] + [r for r in rows if not r.get("correct")][: per_task - 1]:
+            picked.append(
+                {
+                    "task": task,
+                    "target": row.get("target"),
+                    "extracted": row.get("extracted"),
+                    "correct": row.get("correct"),
+                    "output": str(row.get("raw_output", ""))[:max_chars],
+                }
+            )
     return picked

@@ -31,29 +31,46 @@ import argparse
 import json
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from orca_jax import gin_utils
 
 # Flags forwarded to runner.evaluate when given (name -> type).
 _EVALUATE_FLAGS = {
-    "tokenizer_path": str, "template": str, "system_message_id": int, "data_dir": str,
-    "bbh_dir": str, "agieval_dir": str, "max_examples_per_task": int, "batch_size": int,
-    "max_new_tokens": int, "metric": str, "temperature": float, "top_p": float, "seed": int,
-    "dtype": str, "choice_format": str,
+    "tokenizer_path": str,
+    "template": str,
+    "system_message_id": int,
+    "data_dir": str,
+    "bbh_dir": str,
+    "agieval_dir": str,
+    "max_examples_per_task": int,
+    "batch_size": int,
+    "max_new_tokens": int,
+    "metric": str,
+    "temperature": float,
+    "top_p": float,
+    "seed": int,
+    "dtype": str,
+    "choice_format": str,
 }
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="orca-evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="orca-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     gin_utils.add_gin_flags(p)
     p.add_argument("--checkpoint", help="stage run dir, step dir, converted dir, or random[:seed]")
     p.add_argument("--output_dir", help="where results.json, predictions.jsonl, results.md go")
     p.add_argument("--tasks", nargs="+", help="only these tasks (bare or benchmark/task)")
     p.add_argument("--benchmarks", nargs="+", help="only these benchmarks (bbh, agieval, custom names)")
-    p.add_argument("--bbh_format_dir", action="append", default=[], metavar="NAME=DIR",
-                   help="a custom BBH-format benchmark (repeatable)")
+    p.add_argument(
+        "--bbh_format_dir",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a custom BBH-format benchmark (repeatable)",
+    )
     for name, kind in _EVALUATE_FLAGS.items():
         p.add_argument(f"--{name}", type=kind)
     return p
@@ -61,8 +78,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _download_main(argv: Sequence[str]) -> int:
     from orca_jax.evaluation import download
-    p = argparse.ArgumentParser(prog="orca-evaluate download",
-                                description="Fetch the public BBH and AGIEval files into a cache.")
+
+    p = argparse.ArgumentParser(
+        prog="orca-evaluate download", description="Fetch the public BBH and AGIEval files into a cache."
+    )
     p.add_argument("--cache_dir", default=download.DEFAULT_CACHE_DIR)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
@@ -83,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     gin_utils.parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
     from orca_jax.evaluation import runner
+
     kwargs = {name: getattr(args, name) for name in _EVALUATE_FLAGS if getattr(args, name) is not None}
     if args.tasks:
         kwargs["tasks"] = args.tasks

@@ -16,12 +16,14 @@ import difflib
 import logging
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import gin
 
-DEFAULT_SEARCH_PATHS = (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs"),
-                        os.getcwd())
+DEFAULT_SEARCH_PATHS = (
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs"),
+    os.getcwd(),
+)
 _FLAG = re.compile(r"--gin\.([^=]+)=(.*)", re.S)
 
 
@@ -29,9 +31,13 @@ def add_gin_flags(parser: argparse.ArgumentParser) -> None:
     """`--gin_file`, `--gin_bindings` and `--gin_search_paths`."""
     parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
     parser.add_argument("--gin_bindings", action="append", default=[], help="'NAME = VALUE' (repeatable)")
-    parser.add_argument("--gin_search_paths", action="append", default=None,
-                        help="where gin files and their includes are looked up (repeatable; default: "
-                             "the repository's gin_configs/ and the working directory)")
+    parser.add_argument(
+        "--gin_search_paths",
+        action="append",
+        default=None,
+        help="where gin files and their includes are looked up (repeatable; default: "
+        "the repository's gin_configs/ and the working directory)",
+    )
 
 
 def split_gin_flag(flag: str) -> tuple[str, str] | None:
@@ -135,6 +141,8 @@ def check_macros_used(bindings: Sequence[str]) -> None:
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
         if close:
-            raise ValueError(f"gin binding {text!r}: macro {name} is not used by any configurable; "
-                             f"did you mean {close[0]}? (macros in use: {known})")
+            raise ValueError(
+                f"gin binding {text!r}: macro {name} is not used by any configurable; "
+                f"did you mean {close[0]}? (macros in use: {known})"
+            )
         logging.warning("gin macro %s is not referenced by any binding (fine if code reads it)", name)

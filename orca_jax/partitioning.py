@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import flax.linen as nn
 import gin
@@ -78,6 +79,7 @@ def make_mesh(mesh_shape: Sequence[int] = (1, -1, 1), devices: Sequence[jax.Devi
     shape = resolve_mesh_shape(mesh_shape, len(devices))
     try:
         from jax.experimental import mesh_utils
+
         device_grid = mesh_utils.create_device_mesh(shape, devices=devices, allow_split_physical_axes=True)
     except (ValueError, NotImplementedError, AssertionError):
         device_grid = np.asarray(devices).reshape(shape)
@@ -94,8 +96,10 @@ def resolve_mesh_shape(mesh_shape: Sequence[int], num_devices: int) -> tuple[int
     known = math.prod(s for s in shape if s != -1)
     if -1 in shape:
         if num_devices % known:
-            raise ValueError(f"mesh_shape={shape} does not divide the {num_devices} devices: "
-                             f"the fixed axes need a multiple of {known}")
+            raise ValueError(
+                f"mesh_shape={shape} does not divide the {num_devices} devices: "
+                f"the fixed axes need a multiple of {known}"
+            )
         shape = tuple(num_devices // known if s == -1 else s for s in shape)
     if math.prod(shape) != num_devices:
         raise ValueError(f"mesh_shape={shape} has {math.prod(shape)} slots but there are {num_devices} devices")
@@ -128,7 +132,8 @@ def check_divisible(shapes: Any, logical_specs: Any, mesh: Mesh, rules: Rules) -
             if dims[dim] % size:
                 raise ValueError(
                     f"{jax.tree_util.keystr(path)}: dimension {dim} ('{name}', size {dims[dim]}) is not "
-                    f"divisible by mesh axes {axes} of size {size} (mesh {dict(mesh.shape)})")
+                    f"divisible by mesh axes {axes} of size {size} (mesh {dict(mesh.shape)})"
+                )
 
 
 def params_shardings(abstract_variables: Any, mesh: Mesh, rules: Rules) -> Any:
@@ -153,11 +158,12 @@ def check_batch_divisible(batch_size: int, mesh: Mesh, rules: Rules) -> None:
     axes = dict(rules).get("batch")
     size = mesh_axes_size(mesh, axes)
     if batch_size % size:
-        raise ValueError(f"global batch size {batch_size} is not divisible by the batch mesh axes "
-                         f"{axes} of size {size} (mesh {dict(mesh.shape)})")
+        raise ValueError(
+            f"global batch size {batch_size} is not divisible by the batch mesh axes "
+            f"{axes} of size {size} (mesh {dict(mesh.shape)})"
+        )
     if batch_size % jax.process_count():
-        raise ValueError(f"global batch size {batch_size} is not divisible by the "
-                         f"{jax.process_count()} hosts")
+        raise ValueError(f"global batch size {batch_size} is not divisible by the {jax.process_count()} hosts")
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -20,30 +20,36 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from orca_jax import gin_utils
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Flags of `python -m orca_jax.train`."""
-    parser = argparse.ArgumentParser(prog="orca-train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="orca-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     gin_utils.add_gin_flags(parser)
     parser.add_argument("--distributed", action="store_true", help="jax.distributed.initialize() with auto-detection")
     parser.add_argument("--coordinator_address", default=None, help="host:port of process 0")
     parser.add_argument("--num_processes", type=int, default=None)
     parser.add_argument("--process_id", type=int, default=None)
     parser.add_argument("--cpu_collectives", default=None, help="e.g. gloo, for several CPU processes")
-    parser.add_argument("--preempted_exit_code", type=int, default=0,
-                        help="exit code after SIGTERM stopped training with a checkpoint (the launcher passes 75 "
-                             "so that its run script reruns the job instead of taking it as finished)")
+    parser.add_argument(
+        "--preempted_exit_code",
+        type=int,
+        default=0,
+        help="exit code after SIGTERM stopped training with a checkpoint (the launcher passes 75 "
+        "so that its run script reruns the job instead of taking it as finished)",
+    )
     return gin_utils.parse_known_gin_args(parser, argv)
 
 
 def initialize_distributed(args: argparse.Namespace) -> None:
     """jax.distributed.initialize when several processes run this job (before any jax use)."""
     import jax
+
     if args.cpu_collectives:
         jax.config.update("jax_cpu_collectives_implementation", args.cpu_collectives)
     if args.distributed or args.coordinator_address or args.num_processes:
@@ -58,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     gin_utils.parse_gin(args.gin_file, args.gin_bindings, args.gin_search_paths)
     from orca_jax.training import trainer
     from orca_jax.training.preemption import Preempted
+
     try:
         trainer.run_stages(*trainer.configs_from_gin())
     except Preempted as e:  # a clean stop: the checkpoint is complete, a rerun resumes

@@ -24,8 +24,6 @@ def get_sweep():
     return hyper.product(
         [
             hyper.sweep("LEARNING_RATE", [1e-5, 2e-5]),
-            hyper.zipit(
-                [hyper.sweep("BATCH_SIZE", [64, 128]), hyper.sweep("StageConfig.num_microbatches", [1, 2])]
-            ),
+            hyper.zipit([hyper.sweep("BATCH_SIZE", [64, 128]), hyper.sweep("StageConfig.num_microbatches", [1, 2])]),
         ]
     )

@@ -28,8 +28,7 @@ _TOKENIZER = "{demo_data_dir}/" + os.path.basename(files.DEMO_TOKENIZER_PATH)
 
 def _splits(dataset: str) -> dict[str, tuple[str, ...]]:
     return {
-        split: ("{demo_data_dir}/" + os.path.basename(files.demo_file(dataset, split)),)
-        for split in files.DEMO_SPLITS
+        split: ("{demo_data_dir}/" + os.path.basename(files.demo_file(dataset, split)),) for split in files.DEMO_SPLITS
     }
 
 
@@ -46,9 +45,16 @@ def _register() -> None:
         names = {}
         for collection in COLLECTIONS:
             name = f"orca_demo_{dataset}_{collection}"
-            registry.register_task(registry.TaskSpec(name, _splits(dataset), TEACHERS[dataset], _TOKENIZER,
-                                                     collections=(collection,),
-                                                     description=f"demo: {dataset} answers, {collection} queries"))
+            registry.register_task(
+                registry.TaskSpec(
+                    name,
+                    _splits(dataset),
+                    TEACHERS[dataset],
+                    _TOKENIZER,
+                    collections=(collection,),
+                    description=f"demo: {dataset} answers, {collection} queries",
+                )
+            )
             names[name] = collection
         registry.register_mixture(registry.MixtureSpec(mixture, tuple(names), registry.paper_rates(names)))
 

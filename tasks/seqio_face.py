@@ -75,13 +75,15 @@ class TokenizerVocabulary(seqio.Vocabulary):
         return self.tokenizer.decode([int(i) for i in ids])
 
     def _encode_tf(self, s: tf.Tensor) -> tf.Tensor:
-        ids = tf.numpy_function(lambda t: np.asarray(self._encode(t.decode("utf-8")), np.int32), [s], tf.int32,
-                                stateful=False)
+        ids = tf.numpy_function(
+            lambda t: np.asarray(self._encode(t.decode("utf-8")), np.int32), [s], tf.int32, stateful=False
+        )
         return tf.ensure_shape(ids, [None])
 
     def _decode_tf(self, ids: tf.Tensor) -> tf.Tensor:
-        text = tf.numpy_function(lambda i: np.asarray(self._decode(i.reshape(-1)).encode("utf-8"), object), [ids],
-                                 tf.string, stateful=False)
+        text = tf.numpy_function(
+            lambda i: np.asarray(self._decode(i.reshape(-1)).encode("utf-8"), object), [ids], tf.string, stateful=False
+        )
         return tf.ensure_shape(text, [])
 
     def __eq__(self, other) -> bool:
@@ -97,13 +99,16 @@ def _rows(spec: registry.TaskSpec, split: str, shuffle_files: bool, seed: int | 
 
     def rows():
         units = sources.list_units(spec.files(split, pipeline.data_locations()))
-        reader = pipeline.task_reader(spec, units, seed=seed, shuffle=shuffle_files, num_epochs=1,
-                                      duplicates=sources.duplicate_rows(units))
+        reader = pipeline.task_reader(
+            spec, units, seed=seed, shuffle=shuffle_files, num_epochs=1, duplicates=sources.duplicate_rows(units)
+        )
         while batch := reader.read(1024):
             for row in batch:
                 yield {k: getattr(row, k) for k in STRING_FEATURES}
 
-    return tf.data.Dataset.from_generator(rows, output_signature={k: tf.TensorSpec([], tf.string) for k in STRING_FEATURES})
+    return tf.data.Dataset.from_generator(
+        rows, output_signature={k: tf.TensorSpec([], tf.string) for k in STRING_FEATURES}
+    )
 
 
 def tokenize_like_training(dataset: tf.data.Dataset, output_features: Mapping[str, seqio.Feature]) -> tf.data.Dataset:
@@ -114,15 +119,26 @@ def tokenize_like_training(dataset: tf.data.Dataset, output_features: Mapping[st
         row = OrcaRow("", system.decode(), question.decode(), response.decode(), "", "")
         example = preprocess(row)
         prompt = preprocess.render_prompt(row.system_prompt, row.question)
-        return (example.tokens[: example.prompt_length], example.tokens[example.prompt_length :],
-                np.asarray(prompt.encode(), object))
+        return (
+            example.tokens[: example.prompt_length],
+            example.tokens[example.prompt_length :],
+            np.asarray(prompt.encode(), object),
+        )
 
     def fn(ex):
         inputs, targets, prompt = tf.numpy_function(
-            encode, [ex["system_prompt"], ex["question"], ex["response"]], [tf.int32, tf.int32, tf.string], stateful=False
+            encode,
+            [ex["system_prompt"], ex["question"], ex["response"]],
+            [tf.int32, tf.int32, tf.string],
+            stateful=False,
         )
-        return {**ex, "inputs": tf.ensure_shape(inputs, [None]), "targets": tf.ensure_shape(targets, [None]),
-                "inputs_pretokenized": tf.ensure_shape(prompt, []), "targets_pretokenized": ex["response"]}
+        return {
+            **ex,
+            "inputs": tf.ensure_shape(inputs, [None]),
+            "targets": tf.ensure_shape(targets, [None]),
+            "inputs_pretokenized": tf.ensure_shape(prompt, []),
+            "targets_pretokenized": ex["response"],
+        }
 
     return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
 

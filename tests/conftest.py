@@ -6,8 +6,9 @@ import os
 
 # LLVM -O0: XLA:CPU compiles the tests' tiny programs ~2.4x faster (compiling is most of the suite's
 # time) and runs them about as fast. Trainer subprocesses inherit it through the environment.
-os.environ["XLA_FLAGS"] = " ".join(["--xla_backend_optimization_level=0", os.environ.get("XLA_FLAGS", ""),
-                                    "--xla_force_host_platform_device_count=8"]).replace("  ", " ")
+os.environ["XLA_FLAGS"] = " ".join(
+    ["--xla_backend_optimization_level=0", os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"]
+).replace("  ", " ")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 

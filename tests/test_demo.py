@@ -22,8 +22,11 @@ TOY = [
     "--gin.orca_jax.evaluation.runner.evaluate.max_examples_per_task=2",
     "--gin.orca_jax.evaluation.runner.evaluate.max_new_tokens=6",
 ]
-STAGES = {conditions.PROGRESSIVE: ("stage1", "stage2"), conditions.EXPERT_ONLY: ("stage2",),
-          conditions.ANSWER_ONLY: ("stage2",)}
+STAGES = {
+    conditions.PROGRESSIVE: ("stage1", "stage2"),
+    conditions.EXPERT_ONLY: ("stage2",),
+    conditions.ANSWER_ONLY: ("stage2",),
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +43,14 @@ def test_every_condition_writes_its_run_directory(demo_dir, capsys):
         assert sorted(p.name for p in run.iterdir() if p.name.startswith("stage")) == list(stages)
         for stage in stages:
             d = run / stage
-            for name in ("DONE", "metrics.jsonl", "operative_config.gin", "eval/results.json",
-                         "eval/predictions.jsonl", "eval/results.md"):
+            for name in (
+                "DONE",
+                "metrics.jsonl",
+                "operative_config.gin",
+                "eval/results.json",
+                "eval/predictions.jsonl",
+                "eval/results.md",
+            ):
                 assert (d / name).exists(), d / name
             assert list((d / "tensorboard").iterdir()) and list((d / "checkpoints").iterdir())
             results = json.loads((d / "eval" / "results.json").read_text())
@@ -85,11 +94,18 @@ def test_a_second_run_is_bitwise_identical(demo_dir, tmp_path):
         a, b = demo_dir / "progressive" / "seed0" / stage, tmp_path / "progressive" / "seed0" / stage
         ra, rb = (json.loads((d / "eval" / "results.json").read_text())["benchmarks"] for d in (a, b))
         assert ra == {k: {**v, "directory": v["directory"]} for k, v in rb.items()}
-        pa, pb = ([(r["raw_output"], r.get("loglik")) for r in map(json.loads, (d / "eval" / "predictions.jsonl")
-                                                              .read_text().splitlines())] for d in (a, b))
+        pa, pb = (
+            [
+                (r["raw_output"], r.get("loglik"))
+                for r in map(json.loads, (d / "eval" / "predictions.jsonl").read_text().splitlines())
+            ]
+            for d in (a, b)
+        )
         assert pa == pb
-        la, lb = ([(m["step"], m.get("loss")) for m in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())]
-                  for d in (a, b))
+        la, lb = (
+            [(m["step"], m.get("loss")) for m in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())]
+            for d in (a, b)
+        )
         assert la == lb
         wa, wb = (jax.tree.leaves(load_params(str(d))) for d in (a, b))
         assert len(wa) == len(wb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(wa, wb))
@@ -97,16 +113,28 @@ def test_a_second_run_is_bitwise_identical(demo_dir, tmp_path):
 
 def test_seed_statistics_and_claims_over_seeds(tmp_path):
     """mean ± sd over seeds and the paired verdicts, on hand-written results (no training)."""
-    scores = {("progressive", 0): 60.0, ("progressive", 1): 70.0, ("answer_only", 0): 30.0,
-              ("answer_only", 1): 40.0, ("expert_only", 0): 65.0, ("expert_only", 1): 55.0}
+    scores = {
+        ("progressive", 0): 60.0,
+        ("progressive", 1): 70.0,
+        ("answer_only", 0): 30.0,
+        ("answer_only", 1): 40.0,
+        ("expert_only", 0): 65.0,
+        ("expert_only", 1): 55.0,
+    }
     for (condition, seed), score in scores.items():
         d = tmp_path / condition / f"seed{seed}" / "stage2" / "eval"
         d.mkdir(parents=True)
         bench = {"tasks": {"t": {"accuracy": score / 100}}, "aggregates": {"all": {"accuracy": score / 100}}}
         (d / "results.json").write_text(json.dumps({"benchmarks": {claims.IN_DIST: bench, claims.OOD: bench}}))
     runs = analysis.load_runs([str(tmp_path)])
-    assert [r.name for r in runs] == ["answer_only/seed0", "answer_only/seed1", "expert_only/seed0",
-                                      "expert_only/seed1", "progressive/seed0", "progressive/seed1"]
+    assert [r.name for r in runs] == [
+        "answer_only/seed0",
+        "answer_only/seed1",
+        "expert_only/seed0",
+        "expert_only/seed1",
+        "progressive/seed0",
+        "progressive/seed1",
+    ]
     stats = analysis.seed_stats(runs, claims.IN_DIST)
     assert stats["progressive"]["avg:all"].mean == pytest.approx(65.0)
     assert stats["progressive"]["avg:all"].sd == pytest.approx(7.0710678)
@@ -118,8 +146,11 @@ def test_seed_statistics_and_claims_over_seeds(tmp_path):
     assert "Claim (a), explanation tuning vs answer-only (Orca vs Vicuna): replicated" in text
     assert "Claim (b), progressive (assistant → expert) vs expert data alone: replicated" in text
     scores[("expert_only", 1)] = 90.0
-    (tmp_path / "expert_only" / "seed1" / "stage2" / "eval" / "results.json").write_text(json.dumps(
-        {"benchmarks": {b: {"tasks": {}, "aggregates": {"all": {"accuracy": 0.9}}} for b in (claims.IN_DIST,)}}))
+    (tmp_path / "expert_only" / "seed1" / "stage2" / "eval" / "results.json").write_text(
+        json.dumps(
+            {"benchmarks": {b: {"tasks": {}, "aggregates": {"all": {"accuracy": 0.9}}} for b in (claims.IN_DIST,)}}
+        )
+    )
     assert "expert data alone: not replicated" in " ".join(claims.verdicts(analysis.load_runs([str(tmp_path)])))
 
 
@@ -136,6 +167,7 @@ def test_notebook_executes_on_demo_run(demo_dir, tmp_path, monkeypatch):
     ExecutePreprocessor(timeout=300, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(tmp_path)}})
     assert (figures / "curves.png").exists() and (figures / "tasks_demo_bbh.png").exists()
     assert (figures / "seeds_demo_bbh.png").exists()
-    outputs = "".join(str(o.get("data", o.get("text", ""))) for c in nb.cells if c.cell_type == "code"
-                      for o in c.get("outputs", []))
+    outputs = "".join(
+        str(o.get("data", o.get("text", ""))) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
     assert "progressive/seed0/stage2" in outputs and "answer_only (1)" in outputs and "Orca-13B" in outputs

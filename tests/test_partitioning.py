@@ -15,12 +15,15 @@ def test_minus_one_takes_the_rest():
     assert partitioning.make_mesh((1, -1, 1)).shape == {"data": 1, "fsdp": 8, "tensor": 1}
 
 
-@pytest.mark.parametrize("shape,match", [
-    ((3, -1, 1), "does not divide the 8 devices"),
-    ((2, 2, 3), "has 12 slots but there are 8 devices"),
-    ((2, -1, -1), "at most one -1"),
-    ((2, 4), "must have 3 entries"),
-])
+@pytest.mark.parametrize(
+    "shape,match",
+    [
+        ((3, -1, 1), "does not divide the 8 devices"),
+        ((2, 2, 3), "has 12 slots but there are 8 devices"),
+        ((2, -1, -1), "at most one -1"),
+        ((2, 4), "must have 3 entries"),
+    ],
+)
 def test_mesh_shape_errors_name_shape_and_devices(shape, match):
     with pytest.raises(ValueError, match=match):
         partitioning.make_mesh(shape)
@@ -75,11 +78,16 @@ def test_sharded_forward_and_grads_equal_single_device(preset):
     sharded_params = jax.device_put(params, shardings)
     args = [jax.device_put(x, data_sharding) for x in (tokens, positions, segments)]
     with partitioning.mesh_context(mesh, rules):
-        step = jax.jit(fwd_and_grad, in_shardings=(shardings, data_sharding, data_sharding, data_sharding),
-                       out_shardings=(None, shardings))
+        step = jax.jit(
+            fwd_and_grad,
+            in_shardings=(shardings, data_sharding, data_sharding, data_sharding),
+            out_shardings=(None, shardings),
+        )
         logits, grads = step(sharded_params, *args)
     assert len(logits.sharding.device_set) == 8
     np.testing.assert_allclose(logits, ref_logits, atol=1e-5)
     for g, r in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
         np.testing.assert_allclose(g, r, atol=1e-5)
-    assert grads["layers"]["block"]["mlp"]["up_proj"].sharding.spec == jax.sharding.PartitionSpec(None, "fsdp", "tensor")
+    assert grads["layers"]["block"]["mlp"]["up_proj"].sharding.spec == jax.sharding.PartitionSpec(
+        None, "fsdp", "tensor"
+    )

@@ -14,15 +14,19 @@ FAILURE_LINES = ("unexpected worker hostname", "Source Location Trace", "E0000")
 
 def _bare_env() -> dict[str, str]:
     """The environment of a user's shell: no JAX_PLATFORMS, no TPU settings, no test flags."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("JAX_PLATFORMS", "XLA_FLAGS", "TPU_SKIP_MDS_QUERY", *_platforms._TPU_ENV)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JAX_PLATFORMS", "XLA_FLAGS", "TPU_SKIP_MDS_QUERY", *_platforms._TPU_ENV)
+    }
     env["PYTHONPATH"] = os.pathsep.join(p for p in [REPO, os.environ.get("PYTHONPATH")] if p)
     return env
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], env=_bare_env(), capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=_bare_env(), capture_output=True, text=True, timeout=120, cwd=REPO
+    )
 
 
 @pytest.mark.tpu
@@ -55,8 +59,12 @@ def test_cpu_default_only_without_tpu_chips_or_user_settings(tmp_path, monkeypat
     assert _platforms.tpu_chips_on_pci(no_tpu) == 0 and _platforms.tpu_chips_on_pci(v5p) == 2
     assert _platforms.should_default_to_cpu({}, no_tpu)
     assert not _platforms.should_default_to_cpu({}, v5p)  # a TPU VM keeps its TPU
-    for env in ({"JAX_PLATFORMS": ""}, {"JAX_PLATFORMS": "tpu"}, {"TPU_ACCELERATOR_TYPE": "v5p-8"},
-                {"JAX_FORCE_TPU_INIT": "1"}):
+    for env in (
+        {"JAX_PLATFORMS": ""},
+        {"JAX_PLATFORMS": "tpu"},
+        {"TPU_ACCELERATOR_TYPE": "v5p-8"},
+        {"JAX_FORCE_TPU_INIT": "1"},
+    ):
         assert not _platforms.should_default_to_cpu(env, no_tpu), env
 
 

@@ -63,21 +63,44 @@ def _quota(text: str) -> tuple[str, int]:
 
 
 def _add_sampling_args(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--input", nargs="+", required=required, metavar="PATH", help="FLAN-v2 JSONL/Parquet files or folders")
+    parser.add_argument(
+        "--input", nargs="+", required=required, metavar="PATH", help="FLAN-v2 JSONL/Parquet files or folders"
+    )
     parser.add_argument("--size-factor", type=float, default=1.0, help="scale of the paper's quotas (1.0 = FLAN-5M)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quota", type=_quota, action="append", default=[], metavar="COLLECTION=N", help="override one collection's quota")
-    parser.add_argument("--include-few-shot", action="store_true", help="also sample few-shot templates (template_type fs_*)")
-    parser.add_argument("--keep-t0-bigbench", action="store_true", help="keep T0's BIG-bench tasks (the paper removed them)")
+    parser.add_argument(
+        "--quota",
+        type=_quota,
+        action="append",
+        default=[],
+        metavar="COLLECTION=N",
+        help="override one collection's quota",
+    )
+    parser.add_argument(
+        "--include-few-shot", action="store_true", help="also sample few-shot templates (template_type fs_*)"
+    )
+    parser.add_argument(
+        "--keep-t0-bigbench", action="store_true", help="keep T0's BIG-bench tasks (the paper removed them)"
+    )
 
 
 def _add_price_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--price-prompt-per-1k", type=float, help="price per 1K prompt tokens (default: as given to the last run, else 0)")
-    parser.add_argument("--price-completion-per-1k", type=float, help="price per 1K completion tokens (default: as given to the last run, else 0)")
+    parser.add_argument(
+        "--price-prompt-per-1k",
+        type=float,
+        help="price per 1K prompt tokens (default: as given to the last run, else 0)",
+    )
+    parser.add_argument(
+        "--price-completion-per-1k",
+        type=float,
+        help="price per 1K completion tokens (default: as given to the last run, else 0)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orca-augment", description="Explanation-augmented FLAN from an OpenAI-compatible teacher.")
+    parser = argparse.ArgumentParser(
+        prog="orca-augment", description="Explanation-augmented FLAN from an OpenAI-compatible teacher."
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--debug", action="store_true", help="print (scrubbed) tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,10 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = command("run", "ask the teacher for every unfinished query")
     _add_sampling_args(run, required=False)
-    run.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or http://localhost:8000/v1 (vLLM)")
+    run.add_argument(
+        "--base-url", required=True, help="e.g. https://api.openai.com/v1 or http://localhost:8000/v1 (vLLM)"
+    )
     run.add_argument("--model", required=True)
     run.add_argument("--teacher-name", help="name recorded in the rows (default: --model)")
-    run.add_argument("--api-key-env", default="OPENAI_API_KEY", help="NAME of the environment variable holding the API key")
+    run.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="NAME of the environment variable holding the API key"
+    )
     run.add_argument("--no-auth", action="store_true", help="send no Authorization header (local servers)")
     run.add_argument("--concurrency", type=int, default=64)
     run.add_argument("--requests-per-minute", type=float)
@@ -120,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backoff-max", type=float, default=60.0)
     run.add_argument("--max-retry-after", type=float, default=600.0, help="cap on a server's Retry-After, seconds")
     run.add_argument(
-        "--max-connection-errors", type=int, default=5,
+        "--max-connection-errors",
+        type=int,
+        default=5,
         help="stop (exit 1) after this many connection errors in a row before any request succeeded; 0 never stops",
     )
     run.add_argument("--retry-failures", action="store_true", help="ask again the queries that failed in earlier runs")
@@ -154,9 +183,20 @@ def _spec(args: argparse.Namespace) -> SamplingSpec:
 
 
 # TeacherConfig fields set from the `run` flag of the same name.
-_TEACHER_FLAGS = ("base_url", "model", "api_key_env", "teacher_name", "temperature", "concurrency",
-                  "requests_per_minute", "tokens_per_minute", "max_retries", "max_rate_limit_retries",
-                  "max_malformed_retries", "max_connection_errors")
+_TEACHER_FLAGS = (
+    "base_url",
+    "model",
+    "api_key_env",
+    "teacher_name",
+    "temperature",
+    "concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "max_retries",
+    "max_rate_limit_retries",
+    "max_malformed_retries",
+    "max_connection_errors",
+)
 
 
 def _teacher_config(args: argparse.Namespace) -> TeacherConfig:
@@ -211,8 +251,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sample_manifest(args.input, layout, _spec(args))
     elif args.input:
         log.info("%s already has a manifest; --input is ignored (the manifest is never resampled)", layout.root)
-    same_named = ("retry_failures", "limit", "shard_rows", "allow_teacher_change", "price_prompt_per_1k",
-                  "price_completion_per_1k")
+    same_named = (
+        "retry_failures",
+        "limit",
+        "shard_rows",
+        "allow_teacher_change",
+        "price_prompt_per_1k",
+        "price_completion_per_1k",
+    )
     options = RunOptions(
         **{name: getattr(args, name) for name in same_named},
         flush_interval_s=args.flush_interval,
@@ -221,7 +267,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     summary = run_augmentation(layout, config, api_key, options)
     w = summary.written
-    log.info("this run: %d rows, %d kept apart, %d failed (%d queued)", w.rows, w.kept_apart, w.failures, summary.queued)
+    log.info(
+        "this run: %d rows, %d kept apart, %d failed (%d queued)", w.rows, w.kept_apart, w.failures, summary.queued
+    )
     report = _print_report(layout, args)
     if summary.fatal_error:
         log.error("the run stopped: %s", summary.fatal_error)
@@ -233,7 +281,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(report["failures_by_reason"].items()))
         log.error(
             "%d queries failed permanently (%s; see %s): ask them again with --retry-failures, "
-            "or pass --allow-failures to exit 0", failed, reasons, layout.failures,
+            "or pass --allow-failures to exit 0",
+            failed,
+            reasons,
+            layout.failures,
         )
         return EXIT_FAILURES
     return EXIT_OK
@@ -252,7 +303,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"sample": _cmd_sample, "subset": _cmd_subset, "run": _cmd_run, "finalize": _cmd_finalize, "report": _cmd_report}
+COMMANDS = {
+    "sample": _cmd_sample,
+    "subset": _cmd_subset,
+    "run": _cmd_run,
+    "finalize": _cmd_finalize,
+    "report": _cmd_report,
+}
 
 
 def setup_logging(level: str) -> None:

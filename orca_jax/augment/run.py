@@ -89,7 +89,15 @@ def _pending_entries(layout: OutputLayout, state: OutputState, retry_failures: b
 class _Run:
     """The tasks of one run: producer, workers, flusher."""
 
-    def __init__(self, layout: OutputLayout, client: TeacherClient, writer: OutputWriter, state: OutputState, options: RunOptions, progress: Progress) -> None:
+    def __init__(
+        self,
+        layout: OutputLayout,
+        client: TeacherClient,
+        writer: OutputWriter,
+        state: OutputState,
+        options: RunOptions,
+        progress: Progress,
+    ) -> None:
         self.layout = layout
         self.client = client
         self.writer = writer
@@ -174,8 +182,12 @@ async def run_async(
             todo = min(todo, options.limit)
         log.info(
             "%d queries in the manifest: %d done, %d failed%s; %d to ask %s",
-            meta.rows, already_done, failed, " (retrying them)" if options.retry_failures else " (skipped; --retry-failures retries them)",
-            todo, config.name,
+            meta.rows,
+            already_done,
+            failed,
+            " (retrying them)" if options.retry_failures else " (skipped; --retry-failures retries them)",
+            todo,
+            config.name,
         )
         summary = RunSummary(queued=0, written=FlushCounts(), already_done=already_done, skipped_failed=skipped_failed)
         if todo <= 0:
@@ -184,7 +196,9 @@ async def run_async(
         record_run(layout, config, run_index, asdict(options), options.allow_teacher_change)
         progress = Progress(todo, use_tqdm=options.use_tqdm, interval_s=options.progress_interval_s)
         writer = OutputWriter(layout, run_index, config.name, options.shard_rows)
-        async with TeacherClient(config, api_key, transport=transport, on_attempt_error=progress.attempt_failed) as client:
+        async with TeacherClient(
+            config, api_key, transport=transport, on_attempt_error=progress.attempt_failed
+        ) as client:
             job = _Run(layout, client, writer, state, options, progress)
             stop_flushing = asyncio.Event()
             flusher = asyncio.create_task(job.flush_periodically(stop_flushing))

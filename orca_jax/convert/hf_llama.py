@@ -73,9 +73,19 @@ _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 # rope dict keys (`rope_scaling` in transformers 4, `rope_parameters` in 5) per rope_type.
-_ROPE_KEYS = {"default": {"rope_type", "type", "rope_theta", "partial_rotary_factor"},
-              "llama3": {"rope_type", "type", "rope_theta", "partial_rotary_factor", "factor", "low_freq_factor",
-                         "high_freq_factor", "original_max_position_embeddings"}}
+_ROPE_KEYS = {
+    "default": {"rope_type", "type", "rope_theta", "partial_rotary_factor"},
+    "llama3": {
+        "rope_type",
+        "type",
+        "rope_theta",
+        "partial_rotary_factor",
+        "factor",
+        "low_freq_factor",
+        "high_freq_factor",
+        "original_max_position_embeddings",
+    },
+}
 
 
 class UnsupportedConfigError(ValueError):
@@ -109,7 +119,8 @@ def _rope_fields(hf: dict) -> dict:
     if rope_type not in _ROPE_KEYS:
         raise UnsupportedConfigError(
             f"{field}.rope_type={rope_type!r} ({rope!r}) is not supported: the model implements RoPE types "
-            f"{sorted(_ROPE_KEYS)}")
+            f"{sorted(_ROPE_KEYS)}"
+        )
     unknown = sorted(set(rope) - _ROPE_KEYS[rope_type])
     if unknown:
         raise UnsupportedConfigError(f"{field} fields {unknown} are not supported for rope_type {rope_type!r}")
@@ -121,11 +132,15 @@ def _rope_fields(hf: dict) -> dict:
         missing = [k for k in ("factor", "low_freq_factor", "high_freq_factor") if k not in rope]
         if missing:
             raise UnsupportedConfigError(f"{field} (rope_type 'llama3') lacks {missing}")
-        fields.update(rope_type="llama3", rope_factor=float(rope["factor"]),
-                      rope_low_freq_factor=float(rope["low_freq_factor"]),
-                      rope_high_freq_factor=float(rope["high_freq_factor"]),
-                      rope_original_max_len=int(rope.get("original_max_position_embeddings",
-                                                         hf.get("max_position_embeddings", 8192))))
+        fields.update(
+            rope_type="llama3",
+            rope_factor=float(rope["factor"]),
+            rope_low_freq_factor=float(rope["low_freq_factor"]),
+            rope_high_freq_factor=float(rope["high_freq_factor"]),
+            rope_original_max_len=int(
+                rope.get("original_max_position_embeddings", hf.get("max_position_embeddings", 8192))
+            ),
+        )
     return fields
 
 
@@ -138,16 +153,19 @@ def _family_fields(hf: dict, model_type: str) -> dict:
         if hf.get("use_sliding_window", False) or "sliding_attention" in layer_types:
             raise UnsupportedConfigError(
                 f"use_sliding_window={hf.get('use_sliding_window')} (layer_types={layer_types}): Qwen2's per-layer "
-                "sliding windows (max_window_layers) are not supported")
+                "sliding windows (max_window_layers) are not supported"
+            )
         return fields
     for flag in ("attention_bias", "mlp_bias"):
         if hf.get(flag, False):
-            raise UnsupportedConfigError(f"{flag}=True is not supported for model_type {model_type!r}: "
-                                         "only Qwen2's q/k/v biases are implemented")
+            raise UnsupportedConfigError(
+                f"{flag}=True is not supported for model_type {model_type!r}: only Qwen2's q/k/v biases are implemented"
+            )
     if model_type == "mistral":
         if hf.get("layer_types"):
-            raise UnsupportedConfigError(f"layer_types={hf['layer_types']!r} (alternating attention, as Ministral) "
-                                         "is not supported")
+            raise UnsupportedConfigError(
+                f"layer_types={hf['layer_types']!r} (alternating attention, as Ministral) is not supported"
+            )
         window = hf.get("sliding_window")
         fields["sliding_window"] = int(window) if window is not None else None
     return fields
@@ -162,8 +180,9 @@ def llama_config_from_hf(hf: dict, **overrides) -> LlamaConfig:
     """
     model_type = hf.get("model_type", "llama")
     if model_type not in ARCHITECTURES:
-        raise UnsupportedConfigError(f"model_type={model_type!r} is not supported; expected one of "
-                                     f"{sorted(ARCHITECTURES)}")
+        raise UnsupportedConfigError(
+            f"model_type={model_type!r} is not supported; expected one of {sorted(ARCHITECTURES)}"
+        )
     family = _family_fields(hf, model_type)
     act = hf.get("hidden_act", "silu")
     if act not in ("silu", "swish"):
@@ -191,8 +210,9 @@ def llama_config_from_hf(hf: dict, **overrides) -> LlamaConfig:
     return LlamaConfig(**fields)
 
 
-def hf_config_from_llama(config: LlamaConfig, *, vocab_size: int | None = None, dtype: str = "float32",
-                         base: dict | None = None) -> dict:
+def hf_config_from_llama(
+    config: LlamaConfig, *, vocab_size: int | None = None, dtype: str = "float32", base: dict | None = None
+) -> dict:
     """A transformers config.json dict for `config`, of its family (Llama/Mistral/Qwen2ForCausalLM).
 
     `base` (e.g. the config.json the weights were imported from) supplies the fields we do
@@ -203,21 +223,38 @@ def hf_config_from_llama(config: LlamaConfig, *, vocab_size: int | None = None, 
     """
     family = config.family
     if config.qkv_bias != (family == "qwen2"):
-        raise UnsupportedConfigError(f"qkv_bias={config.qkv_bias} cannot be exported as family {family!r} "
-                                     "(only qwen2 has q/k/v biases, and always)")
+        raise UnsupportedConfigError(
+            f"qkv_bias={config.qkv_bias} cannot be exported as family {family!r} "
+            "(only qwen2 has q/k/v biases, and always)"
+        )
     if config.sliding_window is not None and family != "mistral":
-        raise UnsupportedConfigError(f"sliding_window={config.sliding_window} cannot be exported as family "
-                                     f"{family!r}; only mistral is exported with a sliding window")
+        raise UnsupportedConfigError(
+            f"sliding_window={config.sliding_window} cannot be exported as family "
+            f"{family!r}; only mistral is exported with a sliding window"
+        )
     vocab = vocab_size or config.vocab_size
-    dropped = ("rope_parameters", "rope_scaling", "dtype", "transformers_version", "layer_types",
-               "attention_bias", "mlp_bias", "sliding_window", "use_sliding_window", "max_window_layers")
+    dropped = (
+        "rope_parameters",
+        "rope_scaling",
+        "dtype",
+        "transformers_version",
+        "layer_types",
+        "attention_bias",
+        "mlp_bias",
+        "sliding_window",
+        "use_sliding_window",
+        "max_window_layers",
+    )
     hf = {k: v for k, v in (base or {}).items() if k not in dropped}
     rope_scaling = None
     if config.rope_type == "llama3":
-        rope_scaling = {"rope_type": "llama3", "factor": config.rope_factor,
-                        "low_freq_factor": config.rope_low_freq_factor,
-                        "high_freq_factor": config.rope_high_freq_factor,
-                        "original_max_position_embeddings": config.rope_original_max_len}
+        rope_scaling = {
+            "rope_type": "llama3",
+            "factor": config.rope_factor,
+            "low_freq_factor": config.rope_low_freq_factor,
+            "high_freq_factor": config.rope_high_freq_factor,
+            "original_max_position_embeddings": config.rope_original_max_len,
+        }
     hf.update(
         architectures=[ARCHITECTURES[family]],
         model_type=family,
@@ -253,8 +290,9 @@ def hf_config_from_llama(config: LlamaConfig, *, vocab_size: int | None = None, 
 # ----------------------------------------------------------------------------- shapes
 
 
-def hf_tensor_shapes(config: LlamaConfig, vocab_size: int | None = None,
-                     include_lm_head: bool | None = None) -> dict[str, tuple[int, ...]]:
+def hf_tensor_shapes(
+    config: LlamaConfig, vocab_size: int | None = None, include_lm_head: bool | None = None
+) -> dict[str, tuple[int, ...]]:
     """Every tensor name of a HF checkpoint for `config` -> its HF shape, in file order.
 
     `include_lm_head` defaults to "the head is untied"."""
@@ -262,8 +300,16 @@ def hf_tensor_shapes(config: LlamaConfig, vocab_size: int | None = None,
         include_lm_head = not config.tie_word_embeddings
     v = vocab_size or config.vocab_size
     d, h, kv, hd, f = config.d_model, config.n_heads, config.num_kv_heads, config.dims_per_head, config.d_ff
-    per_kind = {"vector": (d,), "q": (h * hd, d), "kv": (kv * hd, d), "o": (d, h * hd), "in": (f, d), "out": (d, f),
-                "q_bias": (h * hd,), "kv_bias": (kv * hd,)}
+    per_kind = {
+        "vector": (d,),
+        "q": (h * hd, d),
+        "kv": (kv * hd, d),
+        "o": (d, h * hd),
+        "in": (f, d),
+        "out": (d, f),
+        "q_bias": (h * hd,),
+        "kv_bias": (kv * hd,),
+    }
     shapes = {EMBED: (v, d)}
     for i in range(config.n_layers):
         for suffix, (_, kind) in layer_tensors(config).items():
@@ -320,8 +366,15 @@ def _set(tree: dict, path: tuple[str, ...], value) -> None:
 # ----------------------------------------------------------------------------- import
 
 
-def _target_config(hf: dict, *, preset: str | None, add_pad_rows: int, scan_layers: bool | None,
-                   param_dtype: str | None, overrides: dict | None) -> LlamaConfig:
+def _target_config(
+    hf: dict,
+    *,
+    preset: str | None,
+    add_pad_rows: int,
+    scan_layers: bool | None,
+    param_dtype: str | None,
+    overrides: dict | None,
+) -> LlamaConfig:
     """The config the imported params must fit: the preset's if named, else config.json's (+ pad rows)."""
     changes = dict(overrides or {})
     if scan_layers is not None:
@@ -332,16 +385,22 @@ def _target_config(hf: dict, *, preset: str | None, add_pad_rows: int, scan_laye
     if preset is None:
         return from_hf
     target = get_preset(preset, **changes)
-    layout = [f"{name}: config.json {getattr(from_hf, name)} vs preset {getattr(target, name)}"
-              for name in ("tie_word_embeddings", "qkv_bias") if getattr(from_hf, name) != getattr(target, name)]
+    layout = [
+        f"{name}: config.json {getattr(from_hf, name)} vs preset {getattr(target, name)}"
+        for name in ("tie_word_embeddings", "qkv_bias")
+        if getattr(from_hf, name) != getattr(target, name)
+    ]
     if layout:
         raise ShapeMismatchError(f"checkpoint does not fit preset {preset!r}: {'; '.join(layout)}")
-    numerics = [f"{name}: config.json {getattr(from_hf, name)} vs preset {getattr(target, name)}"
-                for name in ("rope_theta", "norm_eps", "max_len", "rope_type", "sliding_window", "family")
-                if getattr(from_hf, name) != getattr(target, name)]
+    numerics = [
+        f"{name}: config.json {getattr(from_hf, name)} vs preset {getattr(target, name)}"
+        for name in ("rope_theta", "norm_eps", "max_len", "rope_type", "sliding_window", "family")
+        if getattr(from_hf, name) != getattr(target, name)
+    ]
     if numerics:
-        log.warning("checkpoint config differs from preset %s (the preset's values are kept): %s",
-                    preset, "; ".join(numerics))
+        log.warning(
+            "checkpoint config differs from preset %s (the preset's values are kept): %s", preset, "; ".join(numerics)
+        )
     return target
 
 
@@ -358,8 +417,7 @@ def _check_tensors(reader: HFCheckpointReader, config: LlamaConfig, src_vocab: i
             hint = ""
             if name in (EMBED, LM_HEAD) and got[1:] == want[1:]:
                 hint = f" (vocab rows differ: pass add_pad_rows={config.vocab_size - got[0]}?)"
-            raise ShapeMismatchError(
-                f"tensor {name}: checkpoint shape {got} != shape {want} expected by {what}{hint}")
+            raise ShapeMismatchError(f"tensor {name}: checkpoint shape {got} != shape {want} expected by {what}{hint}")
     missing = [n for n in expected if n not in present]
     unexpected = sorted(present - set(expected))
     if missing or unexpected:
@@ -368,12 +426,19 @@ def _check_tensors(reader: HFCheckpointReader, config: LlamaConfig, src_vocab: i
             f"checkpoint {reader.hf_dir} does not match {what} (checkpoint has {len(layers)} layers, "
             f"{what} expects {config.n_layers}): missing tensors {missing[:8]}"
             f"{' ...' if len(missing) > 8 else ''}; unexpected tensors {unexpected[:8]}"
-            f"{' ...' if len(unexpected) > 8 else ''}")
+            f"{' ...' if len(unexpected) > 8 else ''}"
+        )
 
 
-def import_hf(hf_dir: str, *, scan_layers: bool | None = None, add_pad_rows: int = 0,
-              param_dtype: str | None = None, preset: str | None = None,
-              config_overrides: dict | None = None) -> tuple[dict, LlamaConfig]:
+def import_hf(
+    hf_dir: str,
+    *,
+    scan_layers: bool | None = None,
+    add_pad_rows: int = 0,
+    param_dtype: str | None = None,
+    preset: str | None = None,
+    config_overrides: dict | None = None,
+) -> tuple[dict, LlamaConfig]:
     """Load a Hugging Face llama/mistral/qwen2 safetensors checkpoint as orca-jax params.
 
     Args:
@@ -397,8 +462,14 @@ def import_hf(hf_dir: str, *, scan_layers: bool | None = None, add_pad_rows: int
     if add_pad_rows < 0:
         raise ValueError(f"add_pad_rows={add_pad_rows} must be >= 0")
     hf = read_hf_config(hf_dir)
-    config = _target_config(hf, preset=preset, add_pad_rows=add_pad_rows, scan_layers=scan_layers,
-                            param_dtype=param_dtype, overrides=config_overrides)
+    config = _target_config(
+        hf,
+        preset=preset,
+        add_pad_rows=add_pad_rows,
+        scan_layers=scan_layers,
+        param_dtype=param_dtype,
+        overrides=config_overrides,
+    )
     what = f"preset {preset!r}" if preset else "config.json"
     src_vocab = config.vocab_size - add_pad_rows
     reader = HFCheckpointReader(hf_dir)
@@ -407,8 +478,9 @@ def import_hf(hf_dir: str, *, scan_layers: bool | None = None, add_pad_rows: int
         from_hf = llama_config_from_hf(hf)
         for name in ("n_heads", "num_kv_heads", "dims_per_head"):
             if getattr(from_hf, name) != getattr(config, name):
-                raise ShapeMismatchError(f"{name}: config.json has {getattr(from_hf, name)}, "
-                                         f"preset {preset!r} has {getattr(config, name)}")
+                raise ShapeMismatchError(
+                    f"{name}: config.json has {getattr(from_hf, name)}, preset {preset!r} has {getattr(config, name)}"
+                )
 
     dtype = config.weights_dtype
     params: dict = {}
@@ -454,8 +526,9 @@ def _is_scanned(params: dict) -> bool:
     raise ValueError(f"params have neither 'layers' (scanned) nor 'layers_0' (unrolled): {sorted(params)}")
 
 
-def hf_tensors(params: dict, config: LlamaConfig, *, vocab_size: int | None = None,
-               dtype: str = "float32") -> Iterator[tuple[str, tuple[int, ...], np.dtype, Callable[[], np.ndarray]]]:
+def hf_tensors(
+    params: dict, config: LlamaConfig, *, vocab_size: int | None = None, dtype: str = "float32"
+) -> Iterator[tuple[str, tuple[int, ...], np.dtype, Callable[[], np.ndarray]]]:
     """`(hf_name, shape, dtype, make_array)` for every HF tensor of `params`, without materialising.
 
     `params` is an unboxed param dict (numpy or single-host jax arrays), scanned or unrolled;
@@ -479,15 +552,25 @@ def hf_tensors(params: dict, config: LlamaConfig, *, vocab_size: int | None = No
     yield entry(EMBED, lambda: np.asarray(params["embed"])[:v])
     for i in range(config.n_layers):
         for suffix, (path, kind) in layer_tensors(config).items():
-            yield entry(f"model.layers.{i}.{suffix}",
-                        lambda path=path, kind=kind, i=i: _to_hf(np.asarray(layer_param(path, i)), kind))
+            yield entry(
+                f"model.layers.{i}.{suffix}",
+                lambda path=path, kind=kind, i=i: _to_hf(np.asarray(layer_param(path, i)), kind),
+            )
     yield entry(FINAL_NORM, lambda: params["final_norm"]["scale"])
     if not config.tie_word_embeddings:  # tied: HF re-ties lm_head to the embedding on load
         yield entry(LM_HEAD, lambda: np.asarray(params["lm_head"]["kernel"])[:, :v].T)
 
 
-def export_hf(params: dict, config: LlamaConfig, out_dir: str, *, vocab_size: int | None = None,
-              dtype: str = "float32", max_shard_size: int | str = "5GB", base_hf_config: dict | None = None) -> None:
+def export_hf(
+    params: dict,
+    config: LlamaConfig,
+    out_dir: str,
+    *,
+    vocab_size: int | None = None,
+    dtype: str = "float32",
+    max_shard_size: int | str = "5GB",
+    base_hf_config: dict | None = None,
+) -> None:
     """Write orca-jax `params` as a Hugging Face directory of the config's family.
 
     `out_dir` gets config.json and model.safetensors (or shards + model.safetensors.index.json
@@ -499,8 +582,8 @@ def export_hf(params: dict, config: LlamaConfig, out_dir: str, *, vocab_size: in
     check_param_shapes(params, config.replace(scan_layers=_is_scanned(params)))
     hf = hf_config_from_llama(config, vocab_size=vocab_size, dtype=dtype, base=base_hf_config)  # refuses first
     os.makedirs(out_dir, exist_ok=True)
-    write_sharded(out_dir, hf_tensors(params, config, vocab_size=vocab_size, dtype=dtype),
-                  max_shard_size=max_shard_size)
+    write_sharded(
+        out_dir, hf_tensors(params, config, vocab_size=vocab_size, dtype=dtype), max_shard_size=max_shard_size
+    )
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(hf, f, indent=2, sort_keys=True)
-

@@ -66,9 +66,19 @@ def orca_logits(params: dict, config, tokens: np.ndarray) -> np.ndarray:
     return np.asarray(Llama(config).apply({"params": params}, jnp.asarray(tokens, jnp.int32)))
 
 
-def hf_parity(work_dir: str, *, scan_layers: bool = True, seed: int = 0, batch: int = 2, seq_len: int = 12,
-              max_shard_size: str | None = None, export: bool = True, model_type: str = "llama",
-              ablate: dict | None = None, **hf_config_kwargs) -> dict[str, float]:
+def hf_parity(
+    work_dir: str,
+    *,
+    scan_layers: bool = True,
+    seed: int = 0,
+    batch: int = 2,
+    seq_len: int = 12,
+    max_shard_size: str | None = None,
+    export: bool = True,
+    model_type: str = "llama",
+    ablate: dict | None = None,
+    **hf_config_kwargs,
+) -> dict[str, float]:
     """Import a random HF model of `model_type` built from `hf_config_kwargs`; compare logits with
     transformers.
 
@@ -91,17 +101,20 @@ def hf_parity(work_dir: str, *, scan_layers: bool = True, seed: int = 0, batch: 
     want = hf_logits(model, tokens)
 
     params, config = hf_llama.import_hf(hf_dir, scan_layers=scan_layers)
-    result = {"logit_scale": float(np.abs(want).max()),
-              "import": float(np.abs(orca_logits(params, config, tokens) - want).max()),
-              "params": int(sum(np.size(x) for x in jax_leaves(params))),
-              "hf_params": int(model.num_parameters())}
+    result = {
+        "logit_scale": float(np.abs(want).max()),
+        "import": float(np.abs(orca_logits(params, config, tokens) - want).max()),
+        "params": int(sum(np.size(x) for x in jax_leaves(params))),
+        "hf_params": int(model.num_parameters()),
+    }
     if ablate:
         result["ablated"] = float(np.abs(orca_logits(params, config.replace(**ablate), tokens) - want).max())
     if export:
         out = os.path.join(work_dir, "export")
         hf_llama.export_hf(params, config, out, dtype="float32", base_hf_config=hf_llama.read_hf_config(hf_dir))
         reloaded, info = transformers.AutoModelForCausalLM.from_pretrained(
-            out, attn_implementation="eager", output_loading_info=True)
+            out, attn_implementation="eager", output_loading_info=True
+        )
         if type(reloaded) is not type(model):
             raise AssertionError(f"exported {type(reloaded).__name__}, imported {type(model).__name__}")
         bad = {k: v for k, v in info.items() if v}

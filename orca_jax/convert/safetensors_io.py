@@ -31,12 +31,23 @@ INDEX_FILE = "model.safetensors.index.json"
 
 # Safetensors dtype names -> numpy dtypes. The ml_dtypes ones are read as raw bytes.
 _NUMPY_DTYPES = {
-    "F64": np.float64, "F32": np.float32, "F16": np.float16,
-    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
-    "U64": np.uint64, "U32": np.uint32, "U16": np.uint16, "U8": np.uint8, "BOOL": np.bool_,
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U64": np.uint64,
+    "U32": np.uint32,
+    "U16": np.uint16,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
 }
 _RAW_DTYPES = {
-    "BF16": ml_dtypes.bfloat16, "F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2,
+    "BF16": ml_dtypes.bfloat16,
+    "F8_E4M3": ml_dtypes.float8_e4m3fn,
+    "F8_E5M2": ml_dtypes.float8_e5m2,
 }
 
 
@@ -68,7 +79,8 @@ class HFCheckpointReader:
         else:
             raise FileNotFoundError(
                 f"{hf_dir} has neither {SINGLE_FILE} nor {INDEX_FILE}; only safetensors checkpoints "
-                "are supported (re-save a PyTorch .bin checkpoint with save_pretrained(safe_serialization=True))")
+                "are supported (re-save a PyTorch .bin checkpoint with save_pretrained(safe_serialization=True))"
+            )
         self._entries: dict[str, tuple[str, dict, int]] = {}  # name -> (file path, header entry, data start)
         for fname in files:
             path = os.path.join(hf_dir, fname)
@@ -115,16 +127,29 @@ def parse_size(size: int | str) -> int:
     if isinstance(size, int):
         return size
     s = size.strip().upper()
-    units = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
-             "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "B": 1}
+    units = {
+        "KIB": 2**10,
+        "MIB": 2**20,
+        "GIB": 2**30,
+        "TIB": 2**40,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+        "TB": 10**12,
+        "B": 1,
+    }
     for unit, factor in units.items():
         if s.endswith(unit):
             return int(float(s[: -len(unit)]) * factor)
     return int(s)
 
 
-def write_sharded(out_dir: str, tensors: Iterable[tuple[str, tuple[int, ...], np.dtype, Callable[[], np.ndarray]]],
-                  max_shard_size: int | str = "5GB", metadata: Mapping[str, str] | None = None) -> list[str]:
+def write_sharded(
+    out_dir: str,
+    tensors: Iterable[tuple[str, tuple[int, ...], np.dtype, Callable[[], np.ndarray]]],
+    max_shard_size: int | str = "5GB",
+    metadata: Mapping[str, str] | None = None,
+) -> list[str]:
     """Write `(name, shape, dtype, make_array)` tensors as safetensors shards under `out_dir`.
 
     Shards are planned from shapes first (greedy, in the given order), then written one at a

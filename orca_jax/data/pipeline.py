@@ -437,11 +437,21 @@ def _orca_streams(
         key = tuple(units)
         if key not in duplicates_cache:  # Tasks of one mixture usually read the same files: scan once.
             duplicates_cache[key] = sources.duplicate_rows(units)
-        reader = task_reader(s, units, process_index=process_index, process_count=process_count, seed=seed,
-                             shuffle=shuffle, num_epochs=num_epochs, batch_rows=options["read_batch_rows"],
-                             duplicates=duplicates_cache[key])
+        reader = task_reader(
+            s,
+            units,
+            process_index=process_index,
+            process_count=process_count,
+            seed=seed,
+            shuffle=shuffle,
+            num_epochs=num_epochs,
+            batch_rows=options["read_batch_rows"],
+            duplicates=duplicates_cache[key],
+        )
         streams.append(
-            TaskExampleStream(reader, preprocess.batch, window_size=options["shuffle_window"], shuffle=shuffle, seed=seed)
+            TaskExampleStream(
+                reader, preprocess.batch, window_size=options["shuffle_window"], shuffle=shuffle, seed=seed
+            )
         )
     settings = {"template": preprocess.template_name, "omit_empty_system": preprocess.omit_empty_system}
     return TaskStreams(streams, rates, tokenizer, tokenizer.pad_id, tuple(sorted(files_without_rows)), settings)
@@ -504,8 +514,9 @@ def make_batch_iterator(
         raise ValueError(f"num_epochs must be None or >= 1, got {num_epochs}")
 
     host_seed = derive_int_seed(seed, "host", process_index)
-    common = dict(seed=host_seed, shuffle=shuffle, num_epochs=num_epochs, process_index=process_index,
-                  process_count=process_count)
+    common = dict(
+        seed=host_seed, shuffle=shuffle, num_epochs=num_epochs, process_index=process_index, process_count=process_count
+    )
     spec = registry.get_mixture_or_task(mixture_or_task_name)
     if spec is not None:
         tasks = _orca_streams(spec, split, sequence_length, options, **common)
@@ -543,7 +554,9 @@ def make_batch_iterator(
         **tasks.settings,
     }
     return BatchIterator(
-        _BatchMaker(packed, mixture, batch_size // process_count, sequence_length, tasks.pad_id, tasks.files_without_rows),
+        _BatchMaker(
+            packed, mixture, batch_size // process_count, sequence_length, tasks.pad_id, tasks.files_without_rows
+        ),
         prefetch=options["prefetch"],
         tokenizer=tasks.tokenizer,
         host_batch_size=batch_size // process_count,

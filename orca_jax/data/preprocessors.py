@@ -159,7 +159,11 @@ def build_example(
     response_full = np.concatenate([np.asarray(response_ids, np.int32), np.asarray(suffix, np.int32)])
     prompt = np.asarray(prompt_ids, np.int32)
     kept = truncation_lengths(
-        len(prompt), len(response_full), sequence_length, min_prompt_tokens=min_prompt_tokens, protected=keep_head + keep_tail
+        len(prompt),
+        len(response_full),
+        sequence_length,
+        min_prompt_tokens=min_prompt_tokens,
+        protected=keep_head + keep_tail,
     )
     if kept is None:
         return None
@@ -171,7 +175,9 @@ def build_example(
     return TokenizedExample(tokens=tokens, prompt_length=len(prefix) + len(prompt), prompt_truncated=bool(cut))
 
 
-def prompt_pieces(template: prompts.ChatTemplate, system: str, question: str, omit_empty_system: bool) -> tuple[str, str, str]:
+def prompt_pieces(
+    template: prompts.ChatTemplate, system: str, question: str, omit_empty_system: bool
+) -> tuple[str, str, str]:
     """(header, question, footer) texts whose concatenation is the rendered prompt."""
     head = ""
     if system.strip() or not omit_empty_system:
@@ -238,7 +244,9 @@ class ExamplePreprocessor:
             out.append(RESPONSE_TOO_LONG if example is None else example)
         return out
 
-    def _example(self, prompt_ids: list[int], target_ids: list[int], keep_head: int = 0, keep_tail: int = 0) -> TokenizedExample | None:
+    def _example(
+        self, prompt_ids: list[int], target_ids: list[int], keep_head: int = 0, keep_tail: int = 0
+    ) -> TokenizedExample | None:
         return build_example(
             prompt_ids,
             target_ids,

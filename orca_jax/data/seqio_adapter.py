@@ -119,7 +119,9 @@ class SeqIOReader:
                 if out:
                     break  # A window never spans two epochs.
                 if self._position == 0 and self._num_epochs is None:
-                    raise EmptyStreamError(f"SeqIO task {self.name!r}: split {self._split!r} has no example on this host")
+                    raise EmptyStreamError(
+                        f"SeqIO task {self.name!r}: split {self._split!r} has no example on this host"
+                    )
                 self._epoch, self._position, self._examples = self._epoch + 1, 0, None
                 continue
             self._position += 1
@@ -157,7 +159,9 @@ def _leaf_tasks(name: str) -> tuple[list[seqio.Task], list[float]]:
     try:
         provider = seqio.get_mixture_or_task(name)
     except ValueError as e:
-        raise ValueError(f"unknown task or mixture {name!r}: neither in orca_jax.data.registry nor in SeqIO ({e})") from None
+        raise ValueError(
+            f"unknown task or mixture {name!r}: neither in orca_jax.data.registry nor in SeqIO ({e})"
+        ) from None
     if isinstance(provider, seqio.Mixture):
         tasks = list(provider.tasks)
         return tasks, [float(provider.get_rate(t)) for t in tasks]
@@ -192,20 +196,30 @@ def task_streams(
     for task in tasks:
         missing = [k for k in FEATURES if k not in task.output_features]
         if missing:
-            raise ValueError(f"SeqIO task {task.name!r} has no output feature(s) {missing}; the trainer reads "
-                             f"'inputs' (the prompt, no loss) and 'targets' (the response)")
+            raise ValueError(
+                f"SeqIO task {task.name!r} has no output feature(s) {missing}; the trainer reads "
+                f"'inputs' (the prompt, no loss) and 'targets' (the response)"
+            )
     vocabulary = tasks[0].output_features["targets"].vocabulary
     if any(task.output_features["targets"].vocabulary != vocabulary for task in tasks):
         raise ValueError(f"{name!r} mixes SeqIO tasks with different targets vocabularies")
     streams = []
     for task in tasks:
-        reader = SeqIOReader(task, split, shard_index=process_index, num_shards=process_count, seed=seed,
-                             shuffle=shuffle, num_epochs=num_epochs)
+        reader = SeqIOReader(
+            task,
+            split,
+            shard_index=process_index,
+            num_shards=process_count,
+            seed=seed,
+            shuffle=shuffle,
+            num_epochs=num_epochs,
+        )
 
         def preprocess(batch, features=task.output_features):
             return [to_example(ex, features, sequence_length, options["min_prompt_tokens"]) for ex in batch]
 
-        streams.append(TaskExampleStream(reader, preprocess, window_size=options["shuffle_window"], shuffle=shuffle,
-                                         seed=seed))
+        streams.append(
+            TaskExampleStream(reader, preprocess, window_size=options["shuffle_window"], shuffle=shuffle, seed=seed)
+        )
     pad_id = vocabulary.pad_id if vocabulary.pad_id is not None else 0
     return TaskStreams(streams, rates, _tokenizer(vocabulary), int(pad_id), (), {"template": None})

@@ -37,8 +37,8 @@ import hashlib
 import heapq
 import io
 import json
-import zlib
 import logging
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -220,12 +220,12 @@ def iter_unit_rows(
 def _iter_parquet_rows(
     unit: Unit, start_row: int, batch_rows: int, offset: int = 0, stride: int = 1
 ) -> Iterator[RawRow | None]:
-    import pyarrow.parquet as pq
-
     try:
         yield from _iter_parquet_rows_unchecked(unit, start_row, batch_rows, offset, stride)
     except _arrow_errors() as exc:
-        raise DataFileError(f"{unit.path}: row group {unit.index} could not be read ({exc}); replace or remove the file") from exc
+        raise DataFileError(
+            f"{unit.path}: row group {unit.index} could not be read ({exc}); replace or remove the file"
+        ) from exc
 
 
 def _iter_parquet_rows_unchecked(
@@ -310,7 +310,9 @@ def iter_unit_ids(unit: Unit, batch_rows: int = 8192) -> Iterator[Any]:
         try:
             yield from _iter_parquet_ids(unit, batch_rows)
         except _arrow_errors() as exc:
-            raise DataFileError(f"{unit.path}: row group {unit.index} could not be read ({exc}); replace or remove the file") from exc
+            raise DataFileError(
+                f"{unit.path}: row group {unit.index} could not be read ({exc}); replace or remove the file"
+            ) from exc
     else:
         for row in iter_unit_rows(unit, 0):
             yield row.get("id") if isinstance(row, dict) else None

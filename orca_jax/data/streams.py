@@ -219,7 +219,11 @@ class ShardReader:
         key = "duplicate_ids" if problem == "duplicate_id" else "bad_rows/" + problem
         counts[key] += 1
         if sum(v for k, v in counts.items() if k != "rows") <= self.LOGGED_BAD_ROWS_PER_FILE:
-            where = f"row group {unit.index}" if unit.format == "parquet" else f"block {unit.index} (from byte {unit.start})"
+            where = (
+                f"row group {unit.index}"
+                if unit.format == "parquet"
+                else f"block {unit.index} (from byte {unit.start})"
+            )
             logger.warning("%s: %s, row %d: %s (skipped; counted in the data summary)", unit.path, where, row, problem)
 
     def _end_epoch(self) -> None:

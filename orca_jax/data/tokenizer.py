@@ -186,8 +186,10 @@ class HFTokenizer:
         self.unk_id = self._token_id("unk_token", config, special, generation)
         eos = self._token_id("eos_token", config, special, generation)
         if eos is None:
-            raise ValueError(f"tokenizer {path!r} configures no EOS token (tokenizer_config.json eos_token or "
-                             "generation_config.json eos_token_id)")
+            raise ValueError(
+                f"tokenizer {path!r} configures no EOS token (tokenizer_config.json eos_token or "
+                "generation_config.json eos_token_id)"
+            )
         self.eos_id: int = eos
         self.bos_id: int | None = self._bos_to_prepend(config, special, generation)
         pad = self._token_id("pad_token", config, special, generation)
@@ -243,7 +245,7 @@ class HFTokenizer:
         with_special = self._tok.encode("a", add_special_tokens=True).ids
         plain = self._tok.encode("a", add_special_tokens=False).ids
         lead = len(with_special) - len(plain)
-        if lead > 0 and with_special[lead:lead + len(plain)] == plain:
+        if lead > 0 and with_special[lead : lead + len(plain)] == plain:
             return with_special[0]
         return None
 
@@ -294,8 +296,10 @@ class HFTokenizer:
         self.__init__(state["files"], state["path"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
-        return (f"HFTokenizer(path={self.path!r}, vocab_size={self.vocab_size}, bos_id={self.bos_id}, "
-                f"eos_id={self.eos_id}, pad_id={self.pad_id})")
+        return (
+            f"HFTokenizer(path={self.path!r}, vocab_size={self.vocab_size}, bos_id={self.bos_id}, "
+            f"eos_id={self.eos_id}, pad_id={self.pad_id})"
+        )
 
 
 def _read_hf_files(tokenizer_json: epath.Path) -> dict[str, bytes]:
@@ -320,8 +324,10 @@ def tokenizer_kind(path: str | os.PathLike) -> tuple[str, str]:
         for name, kind in ((HF_TOKENIZER_FILE, HUGGINGFACE), (SP_MODEL_FILE, SENTENCEPIECE)):
             if (p / name).exists():
                 return kind, os.fspath(p / name)
-        raise ValueError(f"tokenizer directory {os.fspath(path)!r} holds neither {HF_TOKENIZER_FILE} "
-                         f"(Hugging Face) nor {SP_MODEL_FILE} (SentencePiece)")
+        raise ValueError(
+            f"tokenizer directory {os.fspath(path)!r} holds neither {HF_TOKENIZER_FILE} "
+            f"(Hugging Face) nor {SP_MODEL_FILE} (SentencePiece)"
+        )
     with fileio.open_input(os.fspath(p)) as f:
         head = f.read(64).lstrip()
     return (HUGGINGFACE if head.startswith(b"{") else SENTENCEPIECE), os.fspath(p)
@@ -341,8 +347,9 @@ def load_tokenizer(path: str) -> Tokenizer | HFTokenizer:
     try:
         return Tokenizer(file)
     except ValueError as e:
-        raise ValueError(f"tokenizer path {path!r} holds neither a SentencePiece model nor a Hugging Face "
-                         f"tokenizer.json ({e})") from None
+        raise ValueError(
+            f"tokenizer path {path!r} holds neither a SentencePiece model nor a Hugging Face tokenizer.json ({e})"
+        ) from None
 
 
 def train_tokenizer(

@@ -13,7 +13,7 @@ Importing this package is free (no jax, no TensorFlow): `main` imports the CLI w
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> None:

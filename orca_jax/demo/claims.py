@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import statistics
-from typing import Sequence
+from collections.abc import Sequence
 
 from orca_jax import analysis
 from orca_jax.demo.conditions import ANSWER_ONLY, EXPERT_ONLY, PROGRESSIVE
@@ -58,9 +58,11 @@ class Comparison:
 
     def describe(self) -> str:
         per_seed = ", ".join(f"{s}: {d:+.1f}" for s, d in sorted(self.differences.items()))
-        return (f"{self.better} − {self.worse} on {self.benchmark}: {self.mean:+.1f} ± {self.sd:.1f} points "
-                f"(mean ± sd over {len(self.differences)} seed(s); {per_seed}); "
-                f"{self.better} ahead in {self.wins}/{len(self.differences)} seeds")
+        return (
+            f"{self.better} − {self.worse} on {self.benchmark}: {self.mean:+.1f} ± {self.sd:.1f} points "
+            f"(mean ± sd over {len(self.differences)} seed(s); {per_seed}); "
+            f"{self.better} ahead in {self.wins}/{len(self.differences)} seeds"
+        )
 
 
 def compare(runs: Sequence[analysis.Run], better: str, worse: str, benchmark: str) -> Comparison | None:
@@ -78,8 +80,10 @@ def verdicts(runs: Sequence[analysis.Run]) -> list[str]:
     a = compare(runs, PROGRESSIVE, ANSWER_ONLY, IN_DIST)
     if a:
         ok = a.wins == len(a.differences)
-        lines.append(f"**Claim (a), explanation tuning vs answer-only (Orca vs Vicuna): "
-                     f"{'replicated' if ok else 'not replicated'}.** {a.describe()}.")
+        lines.append(
+            f"**Claim (a), explanation tuning vs answer-only (Orca vs Vicuna): "
+            f"{'replicated' if ok else 'not replicated'}.** {a.describe()}."
+        )
         if a_ood := compare(runs, PROGRESSIVE, ANSWER_ONLY, OOD):
             lines.append(f"Out of distribution: {a_ood.describe()}.")
         if pure := compare(runs, EXPERT_ONLY, ANSWER_ONLY, IN_DIST):
@@ -87,10 +91,12 @@ def verdicts(runs: Sequence[analysis.Run]) -> list[str]:
     b = compare(runs, PROGRESSIVE, EXPERT_ONLY, IN_DIST)
     if b:
         ok = b.mean >= 0
-        lines.append(f"**Claim (b), progressive (assistant → expert) vs expert data alone: "
-                     f"{'replicated' if ok else 'not replicated'}** (paper: +4.5 on AGIEval, 41.7 vs 37.18). "
-                     f"{b.describe()}. Like the paper's ablation, this changes two things at once: "
-                     "the assistant stage and 5x more queries (and here also more steps).")
+        lines.append(
+            f"**Claim (b), progressive (assistant → expert) vs expert data alone: "
+            f"{'replicated' if ok else 'not replicated'}** (paper: +4.5 on AGIEval, 41.7 vs 37.18). "
+            f"{b.describe()}. Like the paper's ablation, this changes two things at once: "
+            "the assistant stage and 5x more queries (and here also more steps)."
+        )
         if b_ood := compare(runs, PROGRESSIVE, EXPERT_ONLY, OOD):
             lines.append(f"Out of distribution: {b_ood.describe()}.")
     return lines
@@ -98,26 +104,52 @@ def verdicts(runs: Sequence[analysis.Run]) -> list[str]:
 
 def write_report(output_dir: str, runs: Sequence[analysis.Run], wall_s: float, settings: str) -> str:
     """report.md: verdicts, mean ± sd tables (in-distribution and OOD), per-task plots, examples."""
-    lines = ["# mini-Orca", "", settings, "", f"Wall time of this invocation: {wall_s / 60:.1f} min.", "",
-             "## The paper's claims", ""]
+    lines = [
+        "# mini-Orca",
+        "",
+        settings,
+        "",
+        f"Wall time of this invocation: {wall_s / 60:.1f} min.",
+        "",
+        "## The paper's claims",
+        "",
+    ]
     lines += [f"- {v}" for v in verdicts(runs)] or ["_not enough conditions to compare_"]
     for bench, what in ((IN_DIST, "held-out, training sizes"), (OOD, "held-out, out of distribution")):
         stats = analysis.seed_stats(runs, bench)
         plot = f"{bench}_seeds.png"
-        analysis.plot_seed_bars(stats, f"{bench} ({what}): last stage, mean ± sd over seeds",
-                                path=os.path.join(output_dir, plot))
-        lines += ["", f"## {bench}: {what} (accuracy %, last stage, mean ± sd over seeds)", "",
-                  analysis.seed_table(stats), f"![{bench}]({plot})"]
-    lines += ["", "## Every evaluated stage of every run", "", analysis.score_table(runs),
-              "## Example predictions (seed 0, last stage)", ""]
+        analysis.plot_seed_bars(
+            stats, f"{bench} ({what}): last stage, mean ± sd over seeds", path=os.path.join(output_dir, plot)
+        )
+        lines += [
+            "",
+            f"## {bench}: {what} (accuracy %, last stage, mean ± sd over seeds)",
+            "",
+            analysis.seed_table(stats),
+            f"![{bench}]({plot})",
+        ]
+    lines += [
+        "",
+        "## Every evaluated stage of every run",
+        "",
+        analysis.score_table(runs),
+        "## Example predictions (seed 0, last stage)",
+        "",
+    ]
     for run in runs:
         if run.name.endswith("seed0") and run.stages and run.stages[-1].results:
             for row in analysis.example_predictions(run.stages[-1], per_task=1, max_chars=160):
                 output = row["output"].replace("\n", " / ").replace("|", "¦")
-                lines.append(f"- {run.name} **{row['task']}** target `{row['target']}`, extracted "
-                             f"`{row['extracted']}` ({'right' if row['correct'] else 'wrong'}): {output}")
-    lines += ["", "Per-run files: `<condition>/seed<k>/stage*/{metrics.jsonl, eval/results.json, "
-              "eval/predictions.jsonl, tensorboard/, checkpoints/, operative_config.gin}`.", ""]
+                lines.append(
+                    f"- {run.name} **{row['task']}** target `{row['target']}`, extracted "
+                    f"`{row['extracted']}` ({'right' if row['correct'] else 'wrong'}): {output}"
+                )
+    lines += [
+        "",
+        "Per-run files: `<condition>/seed<k>/stage*/{metrics.jsonl, eval/results.json, "
+        "eval/predictions.jsonl, tensorboard/, checkpoints/, operative_config.gin}`.",
+        "",
+    ]
     path = os.path.join(output_dir, "report.md")
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -24,7 +24,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import gin
 
@@ -54,8 +54,10 @@ def held_out_tables(runs: Sequence[analysis.Run]) -> str:
 def difference_lines(runs: Sequence[analysis.Run]) -> list[str]:
     """The claims' differences on both held-out sets (seed-paired)."""
     out = []
-    for better, worse in ((conditions.PROGRESSIVE, conditions.ANSWER_ONLY),
-                          (conditions.PROGRESSIVE, conditions.EXPERT_ONLY)):
+    for better, worse in (
+        (conditions.PROGRESSIVE, conditions.ANSWER_ONLY),
+        (conditions.PROGRESSIVE, conditions.EXPERT_ONLY),
+    ):
         for bench in (claims.IN_DIST, claims.OOD):
             if c := claims.compare(runs, better, worse, bench):
                 out.append(c.describe())
@@ -63,16 +65,24 @@ def difference_lines(runs: Sequence[analysis.Run]) -> list[str]:
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="orca-demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="orca-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output_dir", default=os.path.join("runs", "demo"))
     parser.add_argument("--gin_file", default="runs/demo.gin")
     parser.add_argument("--seeds", type=int, default=1, help="run seeds first_seed..first_seed+N-1")
-    parser.add_argument("--first_seed", type=int, default=0,
-                        help="first seed (to split seeds over processes; a later run over all seeds "
-                             "skips the finished ones and writes the combined report)")
-    parser.add_argument("--conditions", default=",".join(conditions.DEFAULT_CONDITIONS),
-                        help=f"'all' or a comma-separated subset of {','.join(conditions.CONDITIONS)}")
+    parser.add_argument(
+        "--first_seed",
+        type=int,
+        default=0,
+        help="first seed (to split seeds over processes; a later run over all seeds "
+        "skips the finished ones and writes the combined report)",
+    )
+    parser.add_argument(
+        "--conditions",
+        default=",".join(conditions.DEFAULT_CONDITIONS),
+        help=f"'all' or a comma-separated subset of {','.join(conditions.CONDITIONS)}",
+    )
     parser.add_argument("--fresh", action="store_true", help="delete output_dir first")
     args, rest = parser.parse_known_args(argv)
     if bad := [a for a in rest if not a.startswith("--gin.")]:
@@ -104,11 +114,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             dirs.append((f"{condition}/seed{seed}", run_dir))
     runs = [analysis.load_run(d, name) for name, d in dirs]
     wall = time.time() - start
-    settings = (f"Conditions {', '.join(args.conditions)}; seeds {seeds[0]}..{seeds[-1]}; gin file "
-                f"`{args.gin_file}`{' with ' + ' '.join(bindings) if bindings else ''}. Model: preset `demo` "
-                "(LLaMA-shaped, random init). Held-out sets: orca_jax/demo_data/bbh_eval (fresh instances at "
-                "training sizes) and bbh_eval_ood (longer chains, more digits), zero-shot, empty system "
-                "message, greedy decoding; `avg:all` is the mean over tasks. Seconds per run (training and evaluation, first invocation): `<run>/wall_seconds.json`.")
+    settings = (
+        f"Conditions {', '.join(args.conditions)}; seeds {seeds[0]}..{seeds[-1]}; gin file "
+        f"`{args.gin_file}`{' with ' + ' '.join(bindings) if bindings else ''}. Model: preset `demo` "
+        "(LLaMA-shaped, random init). Held-out sets: orca_jax/demo_data/bbh_eval (fresh instances at "
+        "training sizes) and bbh_eval_ood (longer chains, more digits), zero-shot, empty system "
+        "message, greedy decoding; `avg:all` is the mean over tasks. Seconds per run (training and evaluation, first invocation): `<run>/wall_seconds.json`."
+    )
     report = claims.write_report(out, runs, wall, settings)
     print("\n" + held_out_tables(runs))
     print("\n".join(difference_lines(runs)))

@@ -17,7 +17,7 @@ rate and warmup (what a from-scratch run uses) instead of stage two's fine-tunin
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 PROGRESSIVE, EXPERT_ONLY, ANSWER_ONLY = "progressive", "expert_only", "answer_only"
 CONDITIONS = (PROGRESSIVE, EXPERT_ONLY, ANSWER_ONLY)

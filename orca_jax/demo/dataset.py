@@ -85,8 +85,9 @@ def make_queries(problems: Sequence[Problem], rng: random.Random, first_id: int)
     return out
 
 
-def build_demo_queries(seed: int = DEFAULT_SEED, *, train_per_kind: int = TRAIN_PER_KIND,
-                       validation_per_kind: int = VALIDATION_PER_KIND) -> dict[str, list[DemoQuery]]:
+def build_demo_queries(
+    seed: int = DEFAULT_SEED, *, train_per_kind: int = TRAIN_PER_KIND, validation_per_kind: int = VALIDATION_PER_KIND
+) -> dict[str, list[DemoQuery]]:
     """'train' (assistant, stage one), 'expert' (a random 1/EXPERT_FRACTION of train), 'validation'."""
     rng = random.Random(seed)
     train_problems: list[Problem] = []
@@ -114,16 +115,18 @@ def build_demo_rows(seed: int = DEFAULT_SEED, **sizes: int) -> dict[str, list[di
     }
 
 
-def build_eval_problems(level: str = "train", examples_per_task: int | None = None,
-                        seed: int | None = None) -> dict[str, list[Problem]]:
+def build_eval_problems(
+    level: str = "train", examples_per_task: int | None = None, seed: int | None = None
+) -> dict[str, list[Problem]]:
     """task -> held-out problems (evaluation key bucket only) at `level` ('train' sizes or 'ood')."""
     n = examples_per_task or (EVAL_PER_TASK if level == "train" else OOD_PER_TASK)
     rng = random.Random(seed if seed is not None else (EVAL_SEED if level == "train" else OOD_SEED))
     return {kind: sample_problems(kind, n, rng, for_eval=True, level=level) for kind in KINDS}
 
 
-def write_bbh_eval_set(out_dir: str, level: str = "train", examples_per_task: int | None = None,
-                       seed: int | None = None) -> dict[str, int]:
+def write_bbh_eval_set(
+    out_dir: str, level: str = "train", examples_per_task: int | None = None, seed: int | None = None
+) -> dict[str, int]:
     """Write one BBH-format JSON per task, `{"examples": [{"input": ..., "target": ...}]}`; returns counts."""
     os.makedirs(out_dir, exist_ok=True)
     counts = {}
@@ -151,8 +154,13 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def write_demo_dataset(out_dir: str = files.DEMO_DATA_DIR, *, seed: int = DEFAULT_SEED,
-                       train_tokenizer: bool = True, row_group_size: int = 500) -> dict:
+def write_demo_dataset(
+    out_dir: str = files.DEMO_DATA_DIR,
+    *,
+    seed: int = DEFAULT_SEED,
+    train_tokenizer: bool = True,
+    row_group_size: int = 500,
+) -> dict:
     """Write every demo file (module doc) into `out_dir` and return the manifest."""
     from orca_jax.data.tokenizer import train_tokenizer as _train
 
@@ -165,8 +173,11 @@ def write_demo_dataset(out_dir: str = files.DEMO_DATA_DIR, *, seed: int = DEFAUL
         sources.write_rows(path, table, row_group_size=row_group_size)
         written[os.path.basename(path)] = {"rows": len(table)}
     if train_tokenizer:
-        _train(tokenizer_corpus(rows["assistant_train"] + rows["expert_train"]),
-               os.path.join(out_dir, "tokenizer.model"), vocab_size=TOKENIZER_VOCAB_SIZE)
+        _train(
+            tokenizer_corpus(rows["assistant_train"] + rows["expert_train"]),
+            os.path.join(out_dir, "tokenizer.model"),
+            vocab_size=TOKENIZER_VOCAB_SIZE,
+        )
     eval_counts = write_bbh_eval_set(os.path.join(out_dir, os.path.basename(files.DEMO_BBH_EVAL_DIR)), "train")
     ood_counts = write_bbh_eval_set(os.path.join(out_dir, os.path.basename(files.DEMO_BBH_OOD_DIR)), "ood")
     written["tokenizer.model"] = {}
@@ -174,7 +185,9 @@ def write_demo_dataset(out_dir: str = files.DEMO_DATA_DIR, *, seed: int = DEFAUL
         written[name]["sha256"] = _sha256(os.path.join(out_dir, name))
     manifest = {
         "generator": "python -m orca_jax.demo.dataset",
-        "seed": seed, "eval_seed": EVAL_SEED, "ood_seed": OOD_SEED,
+        "seed": seed,
+        "eval_seed": EVAL_SEED,
+        "ood_seed": OOD_SEED,
         "teachers": {"stage1": teachers.ASSISTANT, "stage2": teachers.EXPERT, "baseline": teachers.ANSWER_ONLY},
         "assistant_error_rate": teachers.ASSISTANT_ERROR_RATE,
         "kinds": dict(KIND_COLLECTION),

@@ -65,7 +65,7 @@ def extract_answer(text: str) -> str | None:
     i = text.rfind(ANSWER_PREFIX)
     if i < 0:
         return None
-    answer = text[i + len(ANSWER_PREFIX):].strip()
+    answer = text[i + len(ANSWER_PREFIX) :].strip()
     return answer[:-1] if answer.endswith(".") else answer
 
 
@@ -84,7 +84,7 @@ def multi_digit_addition(rng: random.Random, level: str) -> Problem:
     """'What is 128 + 367?' with a scratchpad in the spirit of Lee et al. (2023): each line adds
     the last digits of what is left of both numbers and the carry, and writes the digits so far."""
     lo, hi = (2, 3) if level == "train" else (4, 4)
-    a, b = (rng.randint(10 ** (nd - 1), 10 ** nd - 1) for nd in (rng.randint(lo, hi), rng.randint(lo, hi)))
+    a, b = (rng.randint(10 ** (nd - 1), 10**nd - 1) for nd in (rng.randint(lo, hi), rng.randint(lo, hi)))
     xs, ys = str(a), str(b)
     steps, brief, written, carry = [], [], "", 0
     while xs or ys:
@@ -103,16 +103,31 @@ def multi_digit_addition(rng: random.Random, level: str) -> Problem:
     wrong = str(a + b + rng.choice((-10, -1, 1, 10)))
     phrasings = (f"What is {a} + {b}?", f"Add {a} and {b}.", f"Compute the value of {a} + {b}.")
     brief_steps = ("Adding the digits from the right: " + " ".join(brief),)
-    return Problem("multi_digit_addition", f"add|{min(a, b)}|{max(a, b)}", phrasings[0], target,
-                   tuple(steps), brief_steps, wrong, phrasings)
+    return Problem(
+        "multi_digit_addition",
+        f"add|{min(a, b)}|{max(a, b)}",
+        phrasings[0],
+        target,
+        tuple(steps),
+        brief_steps,
+        wrong,
+        phrasings,
+    )
 
 
 # --------------------------------------------------------------------------- web of lies
 
-_NAMES = tuple(sorted(set((
-    "Sherrie Vernell Alexis Michaela Elanor Fidel Kandi Rashida Jerry Millie Ryan Jamey Amberly Shenna Delfina "
-    "Leda Gwenn Jaymie Crista Christie Antwan Audrie Bernita Lorine Vina Willian Osvaldo Teressa Inga Alejandro "
-    "Maybelle Dallas Helene Sal Jim Phoebe Shaunda Tamika Raymond Yoland Andree Marty").split())))
+_NAMES = tuple(
+    sorted(
+        set(
+            (
+                "Sherrie Vernell Alexis Michaela Elanor Fidel Kandi Rashida Jerry Millie Ryan Jamey Amberly Shenna Delfina "
+                "Leda Gwenn Jaymie Crista Christie Antwan Audrie Bernita Lorine Vina Willian Osvaldo Teressa Inga Alejandro "
+                "Maybelle Dallas Helene Sal Jim Phoebe Shaunda Tamika Raymond Yoland Andree Marty"
+            ).split()
+        )
+    )
+)
 
 
 def web_of_lies(rng: random.Random, level: str) -> Problem:
@@ -130,12 +145,17 @@ def web_of_lies(rng: random.Random, level: str) -> Problem:
     body = " ".join(statements)
     question = f"Does {names[-1]} tell the truth?"
     target = "Yes" if state else "No"
-    phrasings = (f"Question: {body} {question}", f"{body} {question}",
-                 f"Each person below either always tells the truth or always lies. {body} {question}")
-    brief = tuple(s.split(", ")[-1][0].upper() + s.split(", ")[-1][1:] if ", so " in s else s
-                  for s in _every_other(steps))
-    return Problem("web_of_lies", "lies|" + body, phrasings[0], target, tuple(steps), brief,
-                   "No" if state else "Yes", phrasings)
+    phrasings = (
+        f"Question: {body} {question}",
+        f"{body} {question}",
+        f"Each person below either always tells the truth or always lies. {body} {question}",
+    )
+    brief = tuple(
+        s.split(", ")[-1][0].upper() + s.split(", ")[-1][1:] if ", so " in s else s for s in _every_other(steps)
+    )
+    return Problem(
+        "web_of_lies", "lies|" + body, phrasings[0], target, tuple(steps), brief, "No" if state else "Yes", phrasings
+    )
 
 
 # --------------------------------------------------------------------------- dyck languages
@@ -177,8 +197,7 @@ def dyck_languages(rng: random.Random, level: str) -> Problem:
     text = " ".join(seq)
     wrong = " ".join(closers[:-1]) if len(closers) > 1 else " ".join(closers + [_PAIRS[rng.choice(tuple(_PAIRS))]])
     phrasings = (
-        "Complete the rest of the sequence, making sure that the parentheses are closed properly. "
-        f"Input: {text}",
+        f"Complete the rest of the sequence, making sure that the parentheses are closed properly. Input: {text}",
         f"Close every open bracket of this sequence, in the right order. Input: {text}",
     )
     brief = (f"Still open: {' '.join(opened)}",)
@@ -188,14 +207,41 @@ def dyck_languages(rng: random.Random, level: str) -> Problem:
 # --------------------------------------------------------------------------- object counting
 
 _CATEGORIES: dict[str, tuple[tuple[str, str], ...]] = {
-    "fruits": (("apple", "apples"), ("banana", "bananas"), ("peach", "peaches"), ("plum", "plums"),
-               ("grape", "grapes"), ("orange", "oranges"), ("strawberry", "strawberries")),
-    "vegetables": (("carrot", "carrots"), ("potato", "potatoes"), ("onion", "onions"), ("cabbage", "cabbages"),
-                   ("yam", "yams"), ("lettuce head", "lettuce heads"), ("stalk of celery", "stalks of celery")),
-    "animals": (("cat", "cats"), ("dog", "dogs"), ("goat", "goats"), ("rabbit", "rabbits"), ("mouse", "mice"),
-                ("snake", "snakes"), ("pig", "pigs")),
-    "musical instruments": (("piano", "pianos"), ("flute", "flutes"), ("violin", "violins"),
-                            ("drum", "drums"), ("trumpet", "trumpets"), ("clarinet", "clarinets")),
+    "fruits": (
+        ("apple", "apples"),
+        ("banana", "bananas"),
+        ("peach", "peaches"),
+        ("plum", "plums"),
+        ("grape", "grapes"),
+        ("orange", "oranges"),
+        ("strawberry", "strawberries"),
+    ),
+    "vegetables": (
+        ("carrot", "carrots"),
+        ("potato", "potatoes"),
+        ("onion", "onions"),
+        ("cabbage", "cabbages"),
+        ("yam", "yams"),
+        ("lettuce head", "lettuce heads"),
+        ("stalk of celery", "stalks of celery"),
+    ),
+    "animals": (
+        ("cat", "cats"),
+        ("dog", "dogs"),
+        ("goat", "goats"),
+        ("rabbit", "rabbits"),
+        ("mouse", "mice"),
+        ("snake", "snakes"),
+        ("pig", "pigs"),
+    ),
+    "musical instruments": (
+        ("piano", "pianos"),
+        ("flute", "flutes"),
+        ("violin", "violins"),
+        ("drum", "drums"),
+        ("trumpet", "trumpets"),
+        ("clarinet", "clarinets"),
+    ),
 }
 _COUNT_WORDS = {1: "a", 2: "two", 3: "three", 4: "four", 5: "five"}
 
@@ -212,7 +258,8 @@ def object_counting(rng: random.Random, level: str) -> Problem:
     category = rng.choice(sorted(_CATEGORIES))
     others = [c for c in sorted(_CATEGORIES) if c != category]
     pool = [(item, category) for item in _CATEGORIES[category]] + [
-        (item, c) for c in rng.sample(others, 1) for item in _CATEGORIES[c]]
+        (item, c) for c in rng.sample(others, 1) for item in _CATEGORIES[c]
+    ]
     picked = rng.sample(pool, min(n, len(pool)))
     if all(c != category for _, c in picked):
         picked[0] = (rng.choice(_CATEGORIES[category]), category)
@@ -232,8 +279,9 @@ def object_counting(rng: random.Random, level: str) -> Problem:
     brief = (" + ".join(parts) + f" = {running}." if len(parts) > 1 else f"Only {parts[0]}.",)
     phrasings = (question, f"Count the {category}. I have {listing}.")
     key = "count|" + category + "|" + "|".join(sorted(phrases))
-    return Problem("object_counting", key, question, target, tuple(steps), brief,
-                   str(running + rng.choice((-1, 1, 2))), phrasings)
+    return Problem(
+        "object_counting", key, question, target, tuple(steps), brief, str(running + rng.choice((-1, 1, 2))), phrasings
+    )
 
 
 # --------------------------------------------------------------------------- navigate
@@ -286,13 +334,13 @@ def navigate(rng: random.Random, level: str) -> Problem:
     body = "Always face forward. " + " ".join(instructions)
     target = "Yes" if home else "No"
     phrasings = (
-        "If you follow these instructions, do you return to the starting point? "
-        f"{body}\nOptions:\n- Yes\n- No",
+        f"If you follow these instructions, do you return to the starting point? {body}\nOptions:\n- Yes\n- No",
         f"{body} Are you back where you started?",
     )
     brief = tuple(s for s in _every_other(steps))
-    return Problem("navigate", "nav|" + body, phrasings[0], target, tuple(steps), brief,
-                   "No" if home else "Yes", phrasings)
+    return Problem(
+        "navigate", "nav|" + body, phrasings[0], target, tuple(steps), brief, "No" if home else "Yes", phrasings
+    )
 
 
 # --------------------------------------------------------------------------- boolean expressions
@@ -343,8 +391,16 @@ def boolean_expressions(rng: random.Random, level: str) -> Problem:
         steps.append(f"= {_render(t)}")
     target = str(t)
     phrasings = (f"{expr} is", f"Evaluate the boolean expression: {expr}")
-    return Problem("boolean_expressions", "bool|" + expr, phrasings[0], target, tuple(steps),
-                   _every_other(steps), str(not t), phrasings)
+    return Problem(
+        "boolean_expressions",
+        "bool|" + expr,
+        phrasings[0],
+        target,
+        tuple(steps),
+        _every_other(steps),
+        str(not t),
+        phrasings,
+    )
 
 
 # --------------------------------------------------------------------------- registry
@@ -358,14 +414,25 @@ GENERATORS: dict[str, Callable[[random.Random, str], Problem]] = {
     "boolean_expressions": boolean_expressions,
 }
 KIND_COLLECTION: dict[str, str] = {
-    "multi_digit_addition": "cot", "web_of_lies": "cot", "dyck_languages": "niv2",
-    "object_counting": "t0", "navigate": "t0", "boolean_expressions": "flan2021",
+    "multi_digit_addition": "cot",
+    "web_of_lies": "cot",
+    "dyck_languages": "niv2",
+    "object_counting": "t0",
+    "navigate": "t0",
+    "boolean_expressions": "flan2021",
 }
 KINDS = tuple(GENERATORS)
 
 
-def sample_problems(kind: str, n: int, rng: random.Random, *, for_eval: bool, level: str = "train",
-                    exclude: set[str] | frozenset[str] = frozenset()) -> list[Problem]:
+def sample_problems(
+    kind: str,
+    n: int,
+    rng: random.Random,
+    *,
+    for_eval: bool,
+    level: str = "train",
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> list[Problem]:
     """`n` distinct problems of `kind` at `level`, from the evaluation key bucket iff `for_eval`."""
     if level not in LEVELS:
         raise ValueError(f"level={level!r}; expected one of {LEVELS}")

@@ -24,7 +24,7 @@ ASSISTANT_ERROR_RATE = 0.2
 def assistant_is_wrong(query_id: str, rate: float = ASSISTANT_ERROR_RATE) -> bool:
     """Whether the assistant answers query `query_id` wrongly (a fixed fraction `rate` of ids)."""
     digest = hashlib.blake2b(f"assistant-error|{query_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") / 2 ** 64 < rate
+    return int.from_bytes(digest, "little") / 2**64 < rate
 
 
 def respond(teacher: str, problem: Problem, query_id: str) -> str:

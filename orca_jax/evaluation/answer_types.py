@@ -28,7 +28,7 @@ match), so the gold answer still scores as correct.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 MULTIPLE_CHOICE = "multiple_choice"
 LABEL = "label"
@@ -46,8 +46,7 @@ _WORD = re.compile(r"^[A-Za-z][\w'-]*$")
 
 # A label set seen only in part (e.g. a two-example subset whose targets are all "True")
 # still gets its complement, so the extractor knows both answers.
-LABEL_COMPLEMENTS = {"true": "false", "false": "true", "yes": "no", "no": "yes",
-                     "valid": "invalid", "invalid": "valid"}
+LABEL_COMPLEMENTS = {"true": "false", "false": "true", "yes": "no", "no": "yes", "valid": "invalid", "invalid": "valid"}
 MAX_LABELS = 4
 
 

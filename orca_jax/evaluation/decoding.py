@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -94,14 +95,15 @@ def left_pad(prompts: Sequence[Sequence[int]], length: int, pad_id: int, rows: i
     for i, p in enumerate(prompts):
         n = len(p)
         if n:
-            tokens[i, length - n:] = p
-            positions[i, length - n:] = np.arange(n)
-            segments[i, length - n:] = 1
+            tokens[i, length - n :] = p
+            positions[i, length - n :] = np.arange(n)
+            segments[i, length - n :] = 1
     return tokens, positions, segments
 
 
-def _select_token(logits: jax.Array, keys: jax.Array, step: jax.Array, greedy: bool,
-                  temperature: jax.Array, top_p: jax.Array) -> jax.Array:
+def _select_token(
+    logits: jax.Array, keys: jax.Array, step: jax.Array, greedy: bool, temperature: jax.Array, top_p: jax.Array
+) -> jax.Array:
     """Next token per row from fp32 logits `[b, V]`: argmax, or a seeded (top-p) sample."""
     if greedy:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
@@ -124,14 +126,29 @@ def _empty_cache(config: LlamaConfig, batch: int, length: int | None = None) -> 
     return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), nn.unbox(shapes["cache"]))
 
 
-def _generate_cached(params, tokens, positions, segment_ids, keys, active, eos_id, pad_id, temperature,
-                     top_p, *, config: LlamaConfig, max_new_tokens: int, greedy: bool) -> jax.Array:
+def _generate_cached(
+    params,
+    tokens,
+    positions,
+    segment_ids,
+    keys,
+    active,
+    eos_id,
+    pad_id,
+    temperature,
+    top_p,
+    *,
+    config: LlamaConfig,
+    max_new_tokens: int,
+    greedy: bool,
+) -> jax.Array:
     """Prefill + while_loop decode. Inputs `[b, P]` (keys `[b, 2]`, active `[b]`, scalars) -> `[b, N]`."""
     model = Llama(config, decode=True)
     b, p = tokens.shape
     cache = _empty_cache(config, b, cache_length(p, max_new_tokens))
-    hidden, variables = model.apply({"params": params, "cache": cache},
-                                    tokens, positions, segment_ids, return_hidden=True, mutable=["cache"])
+    hidden, variables = model.apply(
+        {"params": params, "cache": cache}, tokens, positions, segment_ids, return_hidden=True, mutable=["cache"]
+    )
     # Left padding: the last column is every row's last prompt token; only its logits are needed.
     logits = model.apply({"params": params}, hidden[:, -1:], method=Llama.logits_from_hidden)[:, 0]
     first = _select_token(logits, keys, jnp.int32(0), greedy, temperature, top_p)
@@ -146,8 +163,13 @@ def _generate_cached(params, tokens, positions, segment_ids, keys, active, eos_i
 
     def body(s):
         step, token, pos, done, out, cache = s
-        logits, variables = model.apply({"params": params, "cache": cache}, token[:, None], pos[:, None],
-                                        jnp.ones((b, 1), jnp.int32), mutable=["cache"])
+        logits, variables = model.apply(
+            {"params": params, "cache": cache},
+            token[:, None],
+            pos[:, None],
+            jnp.ones((b, 1), jnp.int32),
+            mutable=["cache"],
+        )
         nxt = _select_token(logits[:, 0], keys, step, greedy, temperature, top_p)
         nxt = jnp.where(done, pad_id, nxt)
         out = jax.lax.dynamic_update_slice(out, nxt[:, None], (0, step))
@@ -156,8 +178,22 @@ def _generate_cached(params, tokens, positions, segment_ids, keys, active, eos_i
     return jax.lax.while_loop(cond, body, state)[4]
 
 
-def _generate_full(params, tokens, positions, segment_ids, keys, active, eos_id, pad_id, temperature,
-                   top_p, *, config: LlamaConfig, max_new_tokens: int, greedy: bool) -> jax.Array:
+def _generate_full(
+    params,
+    tokens,
+    positions,
+    segment_ids,
+    keys,
+    active,
+    eos_id,
+    pad_id,
+    temperature,
+    top_p,
+    *,
+    config: LlamaConfig,
+    max_new_tokens: int,
+    greedy: bool,
+) -> jax.Array:
     """Reference decoder without a cache: each step reruns the whole `[b, L]` sequence."""
     model = Llama(config)
     b, p = tokens.shape
@@ -185,17 +221,18 @@ def _generate_full(params, tokens, positions, segment_ids, keys, active, eos_id,
     return jnp.where(buf_seg[:, p:] == 1, buf_tokens[:, p:], pad_id)
 
 
-def _continuation_logprobs(params, tokens, positions, segment_ids, target_mask, *, config: LlamaConfig,
-                           span: int) -> jax.Array:
+def _continuation_logprobs(
+    params, tokens, positions, segment_ids, target_mask, *, config: LlamaConfig, span: int
+) -> jax.Array:
     """Sum of log p(token) over `target_mask` `[b, P]`; only the last `span` columns are targets."""
     model = Llama(config)
     hidden = model.apply({"params": params}, tokens, positions, segment_ids, return_hidden=True)
     p = tokens.shape[1]
-    logits = model.apply({"params": params}, hidden[:, p - span - 1:p - 1], method=Llama.logits_from_hidden)
+    logits = model.apply({"params": params}, hidden[:, p - span - 1 : p - 1], method=Llama.logits_from_hidden)
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    targets = tokens[:, p - span:]
+    targets = tokens[:, p - span :]
     picked = jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
-    return jnp.sum(jnp.where(target_mask[:, p - span:], picked, 0.0), axis=-1)
+    return jnp.sum(jnp.where(target_mask[:, p - span :], picked, 0.0), axis=-1)
 
 
 class Decoder:
@@ -217,9 +254,20 @@ class Decoder:
         on CPU for SmolLM2, at the price of a longer compilation and the copy.
     """
 
-    def __init__(self, config: LlamaConfig, params: Any, *, batch_size: int, eos_id: int, pad_id: int,
-                 mesh: jax.sharding.Mesh | None = None, rules: partitioning.Rules | None = None,
-                 use_cache: bool = True, min_prompt_bucket: int = 16, unroll_layers: bool = False):
+    def __init__(
+        self,
+        config: LlamaConfig,
+        params: Any,
+        *,
+        batch_size: int,
+        eos_id: int,
+        pad_id: int,
+        mesh: jax.sharding.Mesh | None = None,
+        rules: partitioning.Rules | None = None,
+        use_cache: bool = True,
+        min_prompt_bucket: int = 16,
+        unroll_layers: bool = False,
+    ):
         # No gradients here: nothing to rematerialise. The KV-cache decode always uses the xla
         # kernel; so do scoring and the no-cache decoder, whose short prompt buckets fused kernels
         # (splash: lengths divisible by 128) reject.
@@ -245,8 +293,12 @@ class Decoder:
         if self.mesh is None:
             return tuple(jnp.asarray(a) for a in arrays)
         rows = partitioning.batch_spec(self.rules)[0]
-        return tuple(jax.device_put(a, jax.sharding.NamedSharding(
-            self.mesh, jax.sharding.PartitionSpec(rows, *([None] * (a.ndim - 1))))) for a in arrays)
+        return tuple(
+            jax.device_put(
+                a, jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(rows, *([None] * (a.ndim - 1))))
+            )
+            for a in arrays
+        )
 
     def _jit(self, fn, **static):
         return _jitted(fn, self.config, tuple(sorted(static.items())))
@@ -262,12 +314,19 @@ class Decoder:
     def max_prompt_len(self, max_new_tokens: int) -> int:
         limit = self.config.max_len - max_new_tokens
         if limit < 1:
-            raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt within the "
-                             f"model's max_len={self.config.max_len}")
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens} leaves no room for a prompt within the "
+                f"model's max_len={self.config.max_len}"
+            )
         return limit
 
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,
-                 sampling: Sampling = Sampling(), example_ids: Sequence[int] | None = None) -> Generation:
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        sampling: Sampling = Sampling(),
+        example_ids: Sequence[int] | None = None,
+    ) -> Generation:
         """Generate for every prompt (token ids, BOS included), `batch_size` rows at a time.
 
         `example_ids` (default: 0..n-1) seed each row's sampling key; greedy ignores them.
@@ -276,27 +335,33 @@ class Decoder:
         truncated = [max(0, len(p) - limit) for p in prompts]
         prompts = [list(p)[-limit:] for p in prompts]
         ids = list(example_ids) if example_ids is not None else list(range(len(prompts)))
-        fn = self._jit(_generate_cached if self.use_cache else _generate_full,
-                       max_new_tokens=max_new_tokens, greedy=sampling.temperature <= 0)
-        scalars = (np.int32(self.eos_id), np.int32(self.pad_id),
-                   np.float32(max(sampling.temperature, 1e-6)), np.float32(sampling.top_p))
+        fn = self._jit(
+            _generate_cached if self.use_cache else _generate_full,
+            max_new_tokens=max_new_tokens,
+            greedy=sampling.temperature <= 0,
+        )
+        scalars = (
+            np.int32(self.eos_id),
+            np.int32(self.pad_id),
+            np.float32(max(sampling.temperature, 1e-6)),
+            np.float32(sampling.top_p),
+        )
         base_key = jax.random.PRNGKey(sampling.seed)
         tokens_out: list[list[int]] = []
         finished: list[bool] = []
         for start in range(0, len(prompts), self.batch_size):
-            chunk = prompts[start:start + self.batch_size]
+            chunk = prompts[start : start + self.batch_size]
             length = min(prompt_bucket(max(len(p) for p in chunk), self.min_prompt_bucket), limit)
             tokens, positions, segments = left_pad(chunk, length, self.pad_id, self.batch_size)
             active = np.zeros(self.batch_size, bool)
-            active[:len(chunk)] = True
-            chunk_ids = ids[start:start + self.batch_size] + [0] * (self.batch_size - len(chunk))
+            active[: len(chunk)] = True
+            chunk_ids = ids[start : start + self.batch_size] + [0] * (self.batch_size - len(chunk))
             keys = np.asarray(jax.vmap(lambda i: jax.random.fold_in(base_key, i))(jnp.asarray(chunk_ids)))
-            out = _to_host(self._call(fn, self.params, *self._put(tokens, positions, segments, keys, active),
-                                      *scalars))
-            for row in out[:len(chunk)]:
+            out = _to_host(self._call(fn, self.params, *self._put(tokens, positions, segments, keys, active), *scalars))
+            for row in out[: len(chunk)]:
                 row = row.tolist()
                 done = self.eos_id in row
-                tokens_out.append(row[:row.index(self.eos_id)] if done else row)
+                tokens_out.append(row[: row.index(self.eos_id)] if done else row)
                 finished.append(done)
         return Generation(tokens_out, finished, truncated)
 
@@ -314,16 +379,16 @@ class Decoder:
             spans.append(min(len(c), len(seq) - 1))
         scores: list[float] = []
         for start in range(0, len(rows), self.batch_size):
-            chunk, chunk_spans = rows[start:start + self.batch_size], spans[start:start + self.batch_size]
+            chunk, chunk_spans = rows[start : start + self.batch_size], spans[start : start + self.batch_size]
             length = min(prompt_bucket(max(len(r) for r in chunk), self.min_prompt_bucket), limit)
             span = min(prompt_bucket(max(chunk_spans), 4), length - 1)
             tokens, positions, segments = left_pad(chunk, length, self.pad_id, self.batch_size)
             mask = np.zeros_like(tokens, dtype=bool)
             for i, s in enumerate(chunk_spans):
-                mask[i, length - s:] = True
+                mask[i, length - s :] = True
             fn = self._jit(_continuation_logprobs, span=span)
             out = _to_host(self._call(fn, self.params, *self._put(tokens, positions, segments, mask)))
-            scores.extend(out[:len(chunk)].tolist())
+            scores.extend(out[: len(chunk)].tolist())
         return scores
 
 
@@ -331,11 +396,12 @@ def _to_host(x: jax.Array) -> np.ndarray:
     """The whole array on this host (gathered from the other hosts' devices when needed)."""
     if not x.is_fully_addressable:
         from jax.experimental import multihost_utils
+
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(x)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted(fn, config: LlamaConfig, static: tuple) -> Any:
     """One jitted function per (function, model, static arguments), shared by all Decoders."""
     return jax.jit(functools.partial(fn, config=config, **dict(static)))

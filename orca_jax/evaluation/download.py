@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from orca_jax.evaluation.loaders import AGIEVAL_DEFAULT_TASKS, AGIEVAL_OTHER_ENGLISH_TASKS, BBH_TASKS
 
@@ -40,15 +40,22 @@ def urlopen_fetch(url: str, timeout: float = 60.0) -> bytes:
 
 def planned_files(cache_dir: str) -> list[tuple[str, str]]:
     """(url, local path) for every file `download` fetches."""
-    files = [(BBH_URL.format(commit=BBH_COMMIT, task=t), os.path.join(bbh_dir(cache_dir), t + ".json"))
-             for t in BBH_TASKS]
-    files += [(AGIEVAL_URL.format(commit=AGIEVAL_COMMIT, task=t), os.path.join(agieval_dir(cache_dir), t + ".jsonl"))
-              for t in AGIEVAL_DEFAULT_TASKS + AGIEVAL_OTHER_ENGLISH_TASKS]
+    files = [
+        (BBH_URL.format(commit=BBH_COMMIT, task=t), os.path.join(bbh_dir(cache_dir), t + ".json")) for t in BBH_TASKS
+    ]
+    files += [
+        (AGIEVAL_URL.format(commit=AGIEVAL_COMMIT, task=t), os.path.join(agieval_dir(cache_dir), t + ".jsonl"))
+        for t in AGIEVAL_DEFAULT_TASKS + AGIEVAL_OTHER_ENGLISH_TASKS
+    ]
     return files
 
 
-def download(cache_dir: str = DEFAULT_CACHE_DIR, fetch: Callable[[str], bytes] = urlopen_fetch,
-             overwrite: bool = False, log: Callable[[str], None] = print) -> dict[str, str]:
+def download(
+    cache_dir: str = DEFAULT_CACHE_DIR,
+    fetch: Callable[[str], bytes] = urlopen_fetch,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, str]:
     """Fetch the benchmark files into `cache_dir`; returns {"bbh_dir": ..., "agieval_dir": ...}."""
     for url, path in planned_files(cache_dir):
         if os.path.exists(path) and not overwrite:

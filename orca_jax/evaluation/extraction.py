@@ -30,37 +30,54 @@ line break.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from orca_jax.evaluation import answer_types as at
 
-DEFAULT_STOP_STRINGS: tuple[str, ...] = ("<|im_end|>", "<|im_start|>", "<|endoftext|>", "</s>",
-                                         "### User:", "### System:", "### Human:")
+DEFAULT_STOP_STRINGS: tuple[str, ...] = (
+    "<|im_end|>",
+    "<|im_start|>",
+    "<|endoftext|>",
+    "</s>",
+    "### User:",
+    "### System:",
+    "### Human:",
+)
 
 _STRONG_MARKERS = re.compile(
     r"(?i:\banswer\b\s*(?:is|would\s+be|should\s+be|will\s+be|must\s+be)?\s*(?:therefore|thus)?\s*(?:[:=–]|-(?=\s))?"
     r"|\b(?:correct|right|best)\s+(?:option|choice|response)\b\s*(?:is|would\s+be|should\s+be)?\s*(?:[:=–]|-(?=\s))?"
     r"|\bI\s+(?:would\s+|will\s+|'d\s+)?(?:choose|pick|select|go\s+with)\b"
     r"|\b(?:result|total|sum|count)\s+(?:is|would\s+be|=)"
-    r"|\bequals\b|\bevaluates?\s+to\b|\bsimplifies\s+to\b)")
+    r"|\bequals\b|\bevaluates?\s+to\b|\bsimplifies\s+to\b)"
+)
 _REVERSED_MARKER = re.compile(
-    r"(?:\(([A-Z])\)|\b([A-Z])\b)\s+is\s+(?:the\s+)?(?:correct|right|best)(?:\s+(?:answer|option|choice))?\b")
+    r"(?:\(([A-Z])\)|\b([A-Z])\b)\s+is\s+(?:the\s+)?(?:correct|right|best)(?:\s+(?:answer|option|choice))?\b"
+)
 # "option B" / "choice (B)": the letter follows the word directly ("each option: (A) ..." lists).
 _WEAK_MARKER = re.compile(r"(?i:\b(?:option|choice)\b)\s+[\(\[]?([A-Z])[\)\]]?(?![A-Za-z0-9])")
 # A sentence that rejects what it names, one that affirms it, and one that concludes.
-_NEGATION = re.compile(r"(?i)\b(?:not|never|no\s+longer|wrong|incorrect|false|untrue|eliminated?|ruled?\s+out|"
-                       r"cannot|can't|isn't|aren't|doesn't|does\s+not)\b")
+_NEGATION = re.compile(
+    r"(?i)\b(?:not|never|no\s+longer|wrong|incorrect|false|untrue|eliminated?|ruled?\s+out|"
+    r"cannot|can't|isn't|aren't|doesn't|does\s+not)\b"
+)
 _AFFIRMATION = re.compile(r"(?i)\b(?:correct|right|true|best|answer|matches|fits|consistent)\b")
-_CONCLUSION = re.compile(r"(?i)\b(?:so|therefore|thus|hence|consequently|in\s+conclusion|overall|finally|"
-                         r"in\s+total|total|altogether|in\s+all|(?:which|that|this)\s+(?:makes|gives|means|leaves))\b")
+_CONCLUSION = re.compile(
+    r"(?i)\b(?:so|therefore|thus|hence|consequently|in\s+conclusion|overall|finally|"
+    r"in\s+total|total|altogether|in\s+all|(?:which|that|this)\s+(?:makes|gives|means|leaves))\b"
+)
 _CLAUSE_END = re.compile(r"[,;:](?=\s)")
 _SUBCLAUSE = re.compile(r"[,;:]\s+|\s+(?i:because|since|but|while|whereas|although)\s+")
 _LETTER_AFTER = re.compile(r"^\s*(?:(?i:option|choice)\s*)?[:\-]?\s*[\(\[]?([A-Z])[\)\]]?(?![A-Za-z0-9])")
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 _NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|(?<![\w.])-?\d+(?:\.\d+)?")
-_NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
 _NUMBER_WORD = re.compile(r"(?i)\b(" + "|".join(_NUMBER_WORDS) + r")\b")
 _BRACKETS = "()[]{}<>"
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\.\.\.)\s+|\n")  # an ellipsis ("...") ends no sentence
@@ -95,7 +112,7 @@ def _first_sentence(text: str) -> str:
 
 def _after_markers(text: str) -> list[str]:
     """The text after each strong answer marker, first marker first."""
-    return [text[m.end():] for m in _STRONG_MARKERS.finditer(text)]
+    return [text[m.end() :] for m in _STRONG_MARKERS.finditer(text)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -109,7 +126,7 @@ def _option_at_start(segment: str, options: Mapping[str, str]) -> str | None:
     best = None
     for letter, text in options.items():
         t = _norm(text)
-        if t and (seg == t or (seg.startswith(t) and not seg[len(t):len(t) + 1].isalnum())):
+        if t and (seg == t or (seg.startswith(t) and not seg[len(t) : len(t) + 1].isalnum())):
             if best is None or len(t) > len(_norm(options[best])):
                 best = letter
     return best
@@ -123,8 +140,7 @@ def _options_mentioned(text: str, options: Mapping[str, str]) -> list[str]:
         t = _norm(option)
         if len(t) >= 3 and re.search(r"(?<!\w)" + re.escape(t) + r"(?!\w)", low):
             hits[letter] = t
-    return sorted(l for l, t in hits.items()
-                  if not any(t != u and t in u for u in hits.values()))
+    return sorted(l for l, t in hits.items() if not any(t != u and t in u for u in hits.values()))
 
 
 def _letters_named(sentence: str, valid: set[str]) -> set[str]:
@@ -158,7 +174,7 @@ def _affirmed_letter(text: str, valid: set[str]) -> str | None:
 
 
 def _leading_letter(stripped: str, valid: set[str], options: Mapping[str, str]) -> str | None:
-    """"(B) ...", "B)", "B.", "B:", "B", "B - ...", "B is ..." or "B <option B's text>" at the start."""
+    """ "(B) ...", "B)", "B.", "B:", "B", "B - ...", "B is ..." or "B <option B's text>" at the start."""
     if m := re.match(r"^\(([A-Z])\)", stripped):
         return m.group(1) if m.group(1) in valid else None
     if m := re.match(r"^([A-Z])(?:[).:,]|\s*$|\s+(?:-|–|is\b))", stripped):
@@ -298,8 +314,9 @@ def _conclusion_number(text: str) -> str | None:
         for cue in reversed(list(_CONCLUSION.finditer(sentence))):
             clause_start = max((m.end() for m in _CLAUSE_END.finditer(sentence, 0, cue.start())), default=0)
             for words in (False, True):
-                found = (_edge_number(sentence[cue.end():], words=words)
-                         or _edge_number(sentence[clause_start:cue.start()], words=words, last=True))
+                found = _edge_number(sentence[cue.end() :], words=words) or _edge_number(
+                    sentence[clause_start : cue.start()], words=words, last=True
+                )
                 if found is not None:
                     return found
     return None
@@ -338,15 +355,15 @@ def _answer_segment(text: str) -> str:
     """Text after the last strong marker, else after the last colon, else all of it."""
     markers = list(_STRONG_MARKERS.finditer(text))
     if markers:
-        return text[markers[-1].end():]
+        return text[markers[-1].end() :]
     if ":" in text:
-        return text[text.rindex(":") + 1:]
+        return text[text.rindex(":") + 1 :]
     return text
 
 
 def list_vocabulary(question: str) -> set[str]:
     """The words of a sorting question's list: everything after its last colon."""
-    tail = question[question.rindex(":") + 1:] if ":" in question else question
+    tail = question[question.rindex(":") + 1 :] if ":" in question else question
     return {w.lower() for w in tail.split()}
 
 
@@ -369,7 +386,7 @@ def extract_dyck(text: str, prefix: str = "") -> str | None:
     segment = _answer_segment(text) if has_marker else text.strip().split("\n")[0]
     brackets = "".join(c for c in segment if c in _BRACKETS)
     if prefix and brackets.startswith(prefix) and len(brackets) > len(prefix):
-        brackets = brackets[len(prefix):]
+        brackets = brackets[len(prefix) :]
     return " ".join(brackets) if brackets else None
 
 
@@ -389,7 +406,7 @@ def _last_boxed(text: str) -> str | None:
     for j in range(i, len(text)):
         depth += {"{": 1, "}": -1}.get(text[j], 0)
         if depth == 0:
-            return text[i + 1:j]
+            return text[i + 1 : j]
     return None
 
 

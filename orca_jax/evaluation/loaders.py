@@ -17,29 +17,54 @@ import dataclasses
 import json
 import os
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from orca_jax.evaluation import answer_types as at
 
 BBH_TASKS: tuple[str, ...] = (
-    "boolean_expressions", "causal_judgement", "date_understanding", "disambiguation_qa",
-    "dyck_languages", "formal_fallacies", "geometric_shapes", "hyperbaton",
-    "logical_deduction_five_objects", "logical_deduction_seven_objects",
-    "logical_deduction_three_objects", "movie_recommendation", "multistep_arithmetic_two",
-    "navigate", "object_counting", "penguins_in_a_table", "reasoning_about_colored_objects",
-    "ruin_names", "salient_translation_error_detection", "snarks", "sports_understanding",
-    "temporal_sequences", "tracking_shuffled_objects_five_objects",
-    "tracking_shuffled_objects_seven_objects", "tracking_shuffled_objects_three_objects",
-    "web_of_lies", "word_sorting")
+    "boolean_expressions",
+    "causal_judgement",
+    "date_understanding",
+    "disambiguation_qa",
+    "dyck_languages",
+    "formal_fallacies",
+    "geometric_shapes",
+    "hyperbaton",
+    "logical_deduction_five_objects",
+    "logical_deduction_seven_objects",
+    "logical_deduction_three_objects",
+    "movie_recommendation",
+    "multistep_arithmetic_two",
+    "navigate",
+    "object_counting",
+    "penguins_in_a_table",
+    "reasoning_about_colored_objects",
+    "ruin_names",
+    "salient_translation_error_detection",
+    "snarks",
+    "sports_understanding",
+    "temporal_sequences",
+    "tracking_shuffled_objects_five_objects",
+    "tracking_shuffled_objects_seven_objects",
+    "tracking_shuffled_objects_three_objects",
+    "web_of_lies",
+    "word_sorting",
+)
 # Left out of the paper's 23-task / 5,511-example BBH aggregate (docs/orca_facts.md#4a-bbh-and-agieval-sets).
-BBH_FREE_FORM_TASKS: tuple[str, ...] = (
-    "dyck_languages", "multistep_arithmetic_two", "object_counting", "word_sorting")
+BBH_FREE_FORM_TASKS: tuple[str, ...] = ("dyck_languages", "multistep_arithmetic_two", "object_counting", "word_sorting")
 BBH_PAPER_TASKS: tuple[str, ...] = tuple(t for t in BBH_TASKS if t not in BBH_FREE_FORM_TASKS)
 
 # The paper's AGIEval set: the English multiple-choice tasks (docs/orca_facts.md#4a-bbh-and-agieval-sets).
 AGIEVAL_ENGLISH_MC_TASKS: tuple[str, ...] = (
-    "aqua-rat", "logiqa-en", "lsat-ar", "lsat-lr", "lsat-rc", "sat-math", "sat-en",
-    "sat-en-without-passage")
+    "aqua-rat",
+    "logiqa-en",
+    "lsat-ar",
+    "lsat-lr",
+    "lsat-rc",
+    "sat-math",
+    "sat-en",
+    "sat-en-without-passage",
+)
 AGIEVAL_MATH_TASKS: tuple[str, ...] = ("math",)
 AGIEVAL_DEFAULT_TASKS: tuple[str, ...] = AGIEVAL_ENGLISH_MC_TASKS + AGIEVAL_MATH_TASKS
 # Also in v1 and loadable by name (--tasks), but not part of the paper's table.
@@ -94,13 +119,16 @@ def normalize_agieval_options(options: Sequence[str]) -> tuple[tuple[str, str], 
     letters = [chr(ord("A") + i) for i in range(len(texts))]
     printed = [re.match(r"^\(\s*([A-Z])\s*\)", t) for t in texts]
     if texts and all(printed) and sorted(m.group(1) for m in printed) == letters:
-        pairs = sorted((m.group(1), t[m.end():].strip()) for m, t in zip(printed, texts))
+        pairs = sorted((m.group(1), t[m.end() :].strip()) for m, t in zip(printed, texts))
         return tuple(pairs)
     clear = [re.compile(_LABEL_PREFIX.replace("|{l}(?=\\s)", "").format(l=l)) for l in letters]
     loose = [re.compile(_LABEL_PREFIX.format(l=l)) for l in letters]
     unclear = [i for i, t in enumerate(texts) if not clear[i].match(t)]
-    strip_loose = bool(unclear) and all(loose[i].match(texts[i]) for i in unclear) and (
-        len(unclear) > 1 or not loose[unclear[0]].sub("", texts[unclear[0]], count=1)[:1].islower())
+    strip_loose = (
+        bool(unclear)
+        and all(loose[i].match(texts[i]) for i in unclear)
+        and (len(unclear) > 1 or not loose[unclear[0]].sub("", texts[unclear[0]], count=1)[:1].islower())
+    )
     out = []
     for i, t in enumerate(texts):
         pattern = loose[i] if strip_loose else clear[i]
@@ -122,15 +150,18 @@ def _select(available: Sequence[str], tasks: Iterable[str] | None, directory: st
     return tasks
 
 
-def load_bbh_format_dir(directory: str, tasks: Iterable[str] | None = None,
-                        benchmark: str = "bbh") -> dict[str, list[Example]]:
+def load_bbh_format_dir(
+    directory: str, tasks: Iterable[str] | None = None, benchmark: str = "bbh"
+) -> dict[str, list[Example]]:
     """Every `<task>.json` of a BBH-format directory (or only `tasks`), as {task: examples}.
 
     The answer type of each task is classified from all its targets (answer_types.py).
     """
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"BBH-format directory {directory!r} does not exist "
-                                "(fetch the public sets with `python -m orca_jax.evaluate download`)")
+        raise FileNotFoundError(
+            f"BBH-format directory {directory!r} does not exist "
+            "(fetch the public sets with `python -m orca_jax.evaluate download`)"
+        )
     out = {}
     for task in _select(_task_names(directory, ".json"), tasks, directory):
         with open(os.path.join(directory, task + ".json"), encoding="utf-8") as f:
@@ -145,18 +176,20 @@ def load_bbh_format_dir(directory: str, tasks: Iterable[str] | None = None,
             if task_type == at.MULTIPLE_CHOICE and not at.LETTER_TARGET.match(target):
                 answer_type = at.FREE_TEXT  # a BBH target that is an option's text (see answer_types)
             options = parse_bbh_options(text) if task_type == at.MULTIPLE_CHOICE else ()
-            examples.append(Example(benchmark, task, i, text, target, answer_type,
-                                    options=options, labels=labels))
+            examples.append(Example(benchmark, task, i, text, target, answer_type, options=options, labels=labels))
         out[task] = examples
     return out
 
 
-def load_agieval_dir(directory: str, tasks: Iterable[str] | None = None,
-                     benchmark: str = "agieval") -> dict[str, list[Example]]:
+def load_agieval_dir(
+    directory: str, tasks: Iterable[str] | None = None, benchmark: str = "agieval"
+) -> dict[str, list[Example]]:
     """AGIEval v1 tasks as {task: examples}; default: the paper's English MC tasks + math (when present)."""
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"AGIEval directory {directory!r} does not exist "
-                                "(fetch the public sets with `python -m orca_jax.evaluate download`)")
+        raise FileNotFoundError(
+            f"AGIEval directory {directory!r} does not exist "
+            "(fetch the public sets with `python -m orca_jax.evaluate download`)"
+        )
     available = _task_names(directory, ".jsonl")
     if tasks is None:
         tasks = [t for t in AGIEVAL_DEFAULT_TASKS if t in available]
@@ -171,8 +204,18 @@ def load_agieval_dir(directory: str, tasks: Iterable[str] | None = None,
                     target, answer_type = str(row["label"]).strip(), at.MULTIPLE_CHOICE
                 else:
                     target, answer_type = str(row.get("answer") or "").strip(), at.MATH
-                examples.append(Example(benchmark, task, i, str(row["question"]), target, answer_type,
-                                        passage=row.get("passage") or None, options=options))
+                examples.append(
+                    Example(
+                        benchmark,
+                        task,
+                        i,
+                        str(row["question"]),
+                        target,
+                        answer_type,
+                        passage=row.get("passage") or None,
+                        options=options,
+                    )
+                )
         out[task] = examples
     return out
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from orca_jax.evaluation import paper_scores as ps
 
@@ -62,25 +63,36 @@ def markdown(results: Mapping[str, Any]) -> str:
         return out
 
     lines = [f"# Zero-shot evaluation: `{results['checkpoint']}`", ""]
-    lines += [f"- template: `{settings['template']}`, system message id {settings['system_message_id']}, "
-              f"metric: {settings['metric']}, decoding: {settings['decoding']}",
-              f"- max new tokens: {settings['max_new_tokens']}; examples per task: "
-              f"{settings['max_examples_per_task'] or 'all'}; truncated prompts: {results['num_truncated_prompts']}"]
+    lines += [
+        f"- template: `{settings['template']}`, system message id {settings['system_message_id']}, "
+        f"metric: {settings['metric']}, decoding: {settings['decoding']}",
+        f"- max new tokens: {settings['max_new_tokens']}; examples per task: "
+        f"{settings['max_examples_per_task'] or 'all'}; truncated prompts: {results['num_truncated_prompts']}",
+    ]
     if settings["max_examples_per_task"]:
-        lines.append("- **subset run**: scores are over the first examples of each task only, "
-                     "not comparable with the paper")
-    lines += ["", "Accuracy in percent. Paper columns: Orca (Mukherjee et al. 2023) as compiled in "
-              "`docs/orca_facts.md` §5a/§5b; † = recalled, not verified against the paper's text.", ""]
+        lines.append(
+            "- **subset run**: scores are over the first examples of each task only, not comparable with the paper"
+        )
+    lines += [
+        "",
+        "Accuracy in percent. Paper columns: Orca (Mukherjee et al. 2023) as compiled in "
+        "`docs/orca_facts.md` §5a/§5b; † = recalled, not verified against the paper's text.",
+        "",
+    ]
 
     rows = []
     agieval = benchmarks.get("agieval")
     bbh = benchmarks.get("bbh")
     if agieval is not None:
-        rows.append(["AGIEval English MC, average of 8"] + cells(agieval["aggregates"].get("english_mc"))
-                    + _paper_cells(ps.AGIEVAL_AVERAGE))
+        rows.append(
+            ["AGIEval English MC, average of 8"]
+            + cells(agieval["aggregates"].get("english_mc"))
+            + _paper_cells(ps.AGIEVAL_AVERAGE)
+        )
     if bbh is not None:
-        rows.append(["BBH, 23 tasks (paper set)"] + cells(bbh["aggregates"].get("paper_23"))
-                     + _paper_cells(ps.BBH_AVERAGE))
+        rows.append(
+            ["BBH, 23 tasks (paper set)"] + cells(bbh["aggregates"].get("paper_23")) + _paper_cells(ps.BBH_AVERAGE)
+        )
         rows.append(["BBH, all 27 tasks"] + cells(bbh["aggregates"].get("all_27")) + _paper_cells(None))
     lines += ["## Aggregates", ""] + _table(header, rows) + [""]
 

@@ -28,17 +28,16 @@ import logging
 import os
 import time
 import zlib
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import gin
 import jax
-import numpy as np
 
 from orca_jax import partitioning
-from orca_jax.evaluation import download, loaders, report, scoring, zero_shot_prompts
 from orca_jax.data.tokenizer import load_tokenizer, prefix_ids
-from orca_jax.evaluation.decoding import Decoder, Sampling, round_up
-from orca_jax.evaluation.decoding import Generation
+from orca_jax.evaluation import download, loaders, report, scoring, zero_shot_prompts
+from orca_jax.evaluation.decoding import Decoder, Generation, Sampling, round_up
 from orca_jax.models import LlamaConfig
 from orca_jax.training import model_card
 
@@ -54,6 +53,7 @@ def expand_path(path: str | None) -> str | None:
         return None
     if "{demo_data_dir}" in path:
         from orca_jax.demo.files import DEMO_DATA_DIR
+
         path = path.replace("{demo_data_dir}", DEMO_DATA_DIR)
     return os.path.expanduser(path)
 
@@ -65,10 +65,12 @@ def resolve_model_config(checkpoint: str, model_config: LlamaConfig | None) -> L
         return model_config
     if not checkpoint.startswith(RANDOM_CHECKPOINT):
         from orca_jax.training.checkpoints import load_model_config
+
         recorded = load_model_config(checkpoint)
         if recorded is not None:
             return recorded
     from orca_jax.models import model_config as gin_model_config
+
     return gin_model_config()
 
 
@@ -79,41 +81,56 @@ def load_params(checkpoint: str, config: LlamaConfig, mesh, rules) -> Any:
         import jax.numpy as jnp
 
         from orca_jax.models import Llama
+
         seed = int(checkpoint.split(":", 1)[1]) if ":" in checkpoint else 0
         model = Llama(config.replace(attention_impl="xla"))  # params do not depend on the kernel
         return nn.unbox(model.init(jax.random.PRNGKey(seed), jnp.zeros((1, 1), jnp.int32)))["params"]
     from orca_jax.training.checkpoints import load_params as load_checkpoint_params
+
     return load_checkpoint_params(checkpoint, config=config, mesh=mesh, rules=rules)
 
 
-def load_benchmarks(benchmarks: Sequence[str] | None, data_dir: str, bbh_dir: str | None,
-                    agieval_dir: str | None, bbh_format_dirs: Mapping[str, str] | None,
-                    tasks: Sequence[str] | None) -> dict[str, tuple[str, dict[str, list[loaders.Example]]]]:
+def load_benchmarks(
+    benchmarks: Sequence[str] | None,
+    data_dir: str,
+    bbh_dir: str | None,
+    agieval_dir: str | None,
+    bbh_format_dirs: Mapping[str, str] | None,
+    tasks: Sequence[str] | None,
+) -> dict[str, tuple[str, dict[str, list[loaders.Example]]]]:
     """{benchmark: (directory, {task: examples})} for the selected benchmarks and tasks.
 
     `benchmarks=None` means every custom directory plus "bbh"/"agieval" when their
     directory exists. A task name may be bare ("snarks") or qualified ("bbh/snarks").
     """
     data_dir = expand_path(data_dir)
-    dirs = {"bbh": expand_path(bbh_dir) or download.bbh_dir(data_dir),
-            "agieval": expand_path(agieval_dir) or download.agieval_dir(data_dir),
-            **{name: expand_path(d) for name, d in (bbh_format_dirs or {}).items()}}
+    dirs = {
+        "bbh": expand_path(bbh_dir) or download.bbh_dir(data_dir),
+        "agieval": expand_path(agieval_dir) or download.agieval_dir(data_dir),
+        **{name: expand_path(d) for name, d in (bbh_format_dirs or {}).items()},
+    }
     if benchmarks is None:
         benchmarks = [b for b in dirs if b not in ("bbh", "agieval") or os.path.isdir(dirs[b])]
         for name in ("bbh", "agieval"):
             if name not in benchmarks:
-                log.warning("skipping %s: %s does not exist (run `python -m orca_jax.evaluate download`)",
-                            name, dirs[name])
+                log.warning(
+                    "skipping %s: %s does not exist (run `python -m orca_jax.evaluate download`)", name, dirs[name]
+                )
     wanted = None if tasks is None else list(tasks)
     out = {}
     for name in benchmarks:
         if name not in dirs:
-            raise ValueError(f"unknown benchmark {name!r}; known: {sorted(dirs)} (add custom ones "
-                             "with bbh_format_dirs={name: directory})")
+            raise ValueError(
+                f"unknown benchmark {name!r}; known: {sorted(dirs)} (add custom ones "
+                "with bbh_format_dirs={name: directory})"
+            )
         directory = dirs[name]
         suffix = ".jsonl" if name == "agieval" else ".json"
-        available = (sorted(f[:-len(suffix)] for f in os.listdir(directory) if f.endswith(suffix))
-                     if os.path.isdir(directory) else [])
+        available = (
+            sorted(f[: -len(suffix)] for f in os.listdir(directory) if f.endswith(suffix))
+            if os.path.isdir(directory)
+            else []
+        )
         if wanted is not None:
             selected = [t for t in available if t in wanted or f"{name}/{t}" in wanted]
         elif name == "agieval":
@@ -127,7 +144,9 @@ def load_benchmarks(benchmarks: Sequence[str] | None, data_dir: str, bbh_dir: st
         else:
             out[name] = (directory, loaders.load_bbh_format_dir(directory, selected, benchmark=name))
     if wanted is not None:
-        found = {t for name, (_, ex) in out.items() for t in ex} | {f"{name}/{t}" for name, (_, ex) in out.items() for t in ex}
+        found = {t for name, (_, ex) in out.items() for t in ex} | {
+            f"{name}/{t}" for name, (_, ex) in out.items() for t in ex
+        }
         if unmatched := [t for t in wanted if t not in found]:
             raise ValueError(f"tasks {unmatched} were not found in the benchmarks {list(benchmarks)}")
     return out
@@ -155,23 +174,29 @@ def _example_seed(example: loaders.Example) -> int:
 
 
 def _progress_line(label: str, done: int, total: int, seconds: float) -> str:
-    """"bbh/snarks: 64/178 examples (36%), 2.1 examples/s, ~54 s left"."""
+    """ "bbh/snarks: 64/178 examples (36%), 2.1 examples/s, ~54 s left"."""
     rate = done / seconds if seconds > 0 else float("inf")
     left = (total - done) / rate if rate > 0 else float("inf")
-    return (f"{label}: {done}/{total} examples ({done / total:.0%}), {rate:.2f} examples/s, "
-            f"~{left:.0f} s left")
+    return f"{label}: {done}/{total} examples ({done / total:.0%}), {rate:.2f} examples/s, ~{left:.0f} s left"
 
 
-def _generate_with_progress(decoder: Decoder, prompts: Sequence[Sequence[int]], max_new_tokens: int,
-                            sampling: Sampling, example_ids: Sequence[int], label: str) -> Generation:
+def _generate_with_progress(
+    decoder: Decoder,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    sampling: Sampling,
+    example_ids: Sequence[int],
+    label: str,
+) -> Generation:
     """`decoder.generate` one decoding batch at a time (the same batches, so the same outputs),
     logging examples done / total, the rate and the time left after each batch."""
     step = decoder.batch_size
     out = Generation([], [], [])
     start = time.time()
     for first in range(0, len(prompts), step):
-        part = decoder.generate(prompts[first:first + step], max_new_tokens, sampling,
-                                example_ids=example_ids[first:first + step])
+        part = decoder.generate(
+            prompts[first : first + step], max_new_tokens, sampling, example_ids=example_ids[first : first + step]
+        )
         out.tokens.extend(part.tokens)
         out.finished.extend(part.finished)
         out.truncated.extend(part.truncated)
@@ -190,22 +215,47 @@ def _write_tensorboard(checkpoint: str, results: Mapping[str, Any]) -> None:
     log.info("wrote %d evaluation scalars to %s/%s at step %d", len(written), run_dir, report.TENSORBOARD_DIR, step)
 
 
-def _run_task(examples: list[loaders.Example], decoder: Decoder, tokenizer, *, template: str,
-              system_message_id: int, metric: str, max_new_tokens: int, sampling: Sampling,
-              choice_format: str, omit_empty_system: bool | None = None) -> tuple[dict, list[dict], int]:
+def _run_task(
+    examples: list[loaders.Example],
+    decoder: Decoder,
+    tokenizer,
+    *,
+    template: str,
+    system_message_id: int,
+    metric: str,
+    max_new_tokens: int,
+    sampling: Sampling,
+    choice_format: str,
+    omit_empty_system: bool | None = None,
+) -> tuple[dict, list[dict], int]:
     """Evaluate one task; returns (summary, prediction rows, truncated prompt count)."""
     texts = [zero_shot_prompts.render(e, template, system_message_id, omit_empty_system) for e in examples]
     ids = [prefix_ids(tokenizer) + tokenizer.encode(t) for t in texts]  # BOS only if the tokenizer has one
     stops = zero_shot_prompts.stop_strings(template)
-    rows = [{"benchmark": e.benchmark, "task": e.task, "index": e.index, "answer_type": e.answer_type,
-             "prompt": t, "prompt_tokens": len(i), "target": e.target} for e, t, i in zip(examples, texts, ids)]
+    rows = [
+        {
+            "benchmark": e.benchmark,
+            "task": e.task,
+            "index": e.index,
+            "answer_type": e.answer_type,
+            "prompt": t,
+            "prompt_tokens": len(i),
+            "target": e.target,
+        }
+        for e, t, i in zip(examples, texts, ids)
+    ]
     scored: list[scoring.Scored] = []
     truncated = 0
     if metric in ("generate", "both"):
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # less padding; outputs do not depend on it
-        gen = _generate_with_progress(decoder, [ids[i] for i in order], max_new_tokens, sampling,
-                                      [_example_seed(examples[i]) for i in order],
-                                      f"{examples[0].benchmark}/{examples[0].task}")
+        gen = _generate_with_progress(
+            decoder,
+            [ids[i] for i in order],
+            max_new_tokens,
+            sampling,
+            [_example_seed(examples[i]) for i in order],
+            f"{examples[0].benchmark}/{examples[0].task}",
+        )
         outputs: list[Any] = [None] * len(ids)
         for k, i in enumerate(order):
             outputs[i] = (gen.tokens[k], gen.finished[k], gen.truncated[k])
@@ -214,20 +264,38 @@ def _run_task(examples: list[loaders.Example], decoder: Decoder, tokenizer, *, t
             s = scoring.score(e, raw, stops)
             scored.append(s)
             truncated += cut > 0
-            row.update(raw_output=raw, extracted=s.extracted, correct=s.correct, finished=finished,
-                       generated_tokens=len(tokens), truncated_tokens=cut)
-    summary = scoring.task_summary(scored) if scored else {
-        "num_examples": len(examples), "num_correct": None, "num_unparsed": None, "accuracy": None}
+            row.update(
+                raw_output=raw,
+                extracted=s.extracted,
+                correct=s.correct,
+                finished=finished,
+                generated_tokens=len(tokens),
+                truncated_tokens=cut,
+            )
+    summary = (
+        scoring.task_summary(scored)
+        if scored
+        else {"num_examples": len(examples), "num_correct": None, "num_unparsed": None, "accuracy": None}
+    )
     if metric in ("loglik", "both"):
         summary.update(_loglik(examples, ids, rows, decoder, tokenizer, choice_format))
     return summary, rows, truncated
 
 
-def _loglik(examples: list[loaders.Example], ids: list[list[int]], rows: list[dict], decoder: Decoder,
-            tokenizer, choice_format: str) -> dict:
+def _loglik(
+    examples: list[loaders.Example],
+    ids: list[list[int]],
+    rows: list[dict],
+    decoder: Decoder,
+    tokenizer,
+    choice_format: str,
+) -> dict:
     """Score each example's closed answer set; fills rows[k]["loglik"] and returns the task's counts."""
-    pairs = [(k, answer, text) for k, e in enumerate(examples)
-             for answer, text in scoring.loglik_candidates(e, choice_format)]
+    pairs = [
+        (k, answer, text)
+        for k, e in enumerate(examples)
+        for answer, text in scoring.loglik_candidates(e, choice_format)
+    ]
     if not pairs:  # free-form answers have no closed candidate set
         for row in rows:
             row["loglik"] = None
@@ -251,20 +319,30 @@ def resolve_tokenizer(tokenizer_path: str | None, card: Mapping[str, Any] | None
     recorded = (card or {}).get("tokenizer") or {}
     if tokenizer_path is None:
         if not recorded:
-            raise ValueError("evaluate needs a tokenizer: the checkpoint has no model card naming one; set "
-                             "tokenizer_path (--tokenizer_path, gin: orca_jax.evaluation.runner.evaluate."
-                             "tokenizer_path) or pass tokenizer=")
+            raise ValueError(
+                "evaluate needs a tokenizer: the checkpoint has no model card naming one; set "
+                "tokenizer_path (--tokenizer_path, gin: orca_jax.evaluation.runner.evaluate."
+                "tokenizer_path) or pass tokenizer="
+            )
         path = model_card.card_tokenizer_path(card)
         tokenizer = load_tokenizer(path)
         if recorded.get("sha256") not in (None, tokenizer.sha256):
-            log.warning("tokenizer %s differs from the one the checkpoint was trained with (model card sha256 %s, "
-                        "now %s)", path, recorded["sha256"], tokenizer.sha256)
+            log.warning(
+                "tokenizer %s differs from the one the checkpoint was trained with (model card sha256 %s, now %s)",
+                path,
+                recorded["sha256"],
+                tokenizer.sha256,
+            )
         log.info("tokenizer %s (from the model card in %s)", path, card["directory"])
         return tokenizer
     tokenizer = load_tokenizer(expand_path(tokenizer_path))
     if recorded and recorded.get("sha256") != tokenizer.sha256:
-        log.warning("note: tokenizer_path=%s overrides the checkpoint's tokenizer %s (model card in %s)",
-                    tokenizer_path, recorded.get("path"), card["directory"])
+        log.warning(
+            "note: tokenizer_path=%s overrides the checkpoint's tokenizer %s (model card in %s)",
+            tokenizer_path,
+            recorded.get("path"),
+            card["directory"],
+        )
     return tokenizer
 
 
@@ -276,44 +354,55 @@ def resolve_chat_template(template: str | None, card: Mapping[str, Any] | None) 
     if template is not None:
         zero_shot_prompts.resolve_template(template)  # validates the name
         if recorded and recorded["name"] != template:
-            log.warning("note: template=%s overrides the checkpoint's chat template %s (model card in %s)",
-                        template, recorded["name"], card["directory"])
+            log.warning(
+                "note: template=%s overrides the checkpoint's chat template %s (model card in %s)",
+                template,
+                recorded["name"],
+                card["directory"],
+            )
         return template, omit
     if recorded:
         gin_default = zero_shot_prompts.resolve_template(None)
         if gin_default != recorded["name"]:
-            log.info("chat template %s from the model card (render_prompt's gin binding says %s)",
-                     recorded["name"], gin_default)
+            log.info(
+                "chat template %s from the model card (render_prompt's gin binding says %s)",
+                recorded["name"],
+                gin_default,
+            )
         return recorded["name"], omit
     return zero_shot_prompts.resolve_template(None), omit
 
 
 @gin.configurable(module="orca_jax.evaluation.runner")
-def evaluate(checkpoint: str, output_dir: str, *,
-             model_config: LlamaConfig | None = None,
-             dtype: str | None = None,
-             tokenizer_path: str | None = None,
-             template: str | None = None,
-             system_message_id: int = 1,
-             data_dir: str = download.DEFAULT_CACHE_DIR,
-             bbh_dir: str | None = None,
-             agieval_dir: str | None = None,
-             bbh_format_dirs: Mapping[str, str] | None = None,
-             benchmarks: Sequence[str] | None = None,
-             tasks: Sequence[str] | None = None,
-             max_examples_per_task: int | None = None,
-             batch_size: int = 8,
-             max_new_tokens: int = 256,
-             max_new_tokens_per_task: Mapping[str, int] | None = None,
-             metric: str = "generate",
-             choice_format: str = "label",
-             temperature: float = 0.0,
-             top_p: float = 1.0,
-             seed: int = 0,
-             mesh_shape: Sequence[int] | str | None = "training",
-             mesh: jax.sharding.Mesh | None = None,
-             params: Any = None,
-             tokenizer: Any = None) -> dict:
+def evaluate(
+    checkpoint: str,
+    output_dir: str,
+    *,
+    model_config: LlamaConfig | None = None,
+    dtype: str | None = None,
+    tokenizer_path: str | None = None,
+    template: str | None = None,
+    system_message_id: int = 1,
+    data_dir: str = download.DEFAULT_CACHE_DIR,
+    bbh_dir: str | None = None,
+    agieval_dir: str | None = None,
+    bbh_format_dirs: Mapping[str, str] | None = None,
+    benchmarks: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
+    max_examples_per_task: int | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    max_new_tokens_per_task: Mapping[str, int] | None = None,
+    metric: str = "generate",
+    choice_format: str = "label",
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    mesh_shape: Sequence[int] | str | None = "training",
+    mesh: jax.sharding.Mesh | None = None,
+    params: Any = None,
+    tokenizer: Any = None,
+) -> dict:
     """Evaluate `checkpoint` zero-shot and write results into `output_dir`; returns results.json's dict.
 
     Args:
@@ -364,28 +453,50 @@ def evaluate(checkpoint: str, output_dir: str, *,
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the model only {config.vocab_size}")
     if params is None:
         params = load_params(checkpoint, config, mesh, rules)
-    decoder = Decoder(config, params, batch_size=batch_size, eos_id=tokenizer.eos_id,
-                      pad_id=tokenizer.pad_id if tokenizer.pad_id < config.vocab_size else 0,
-                      mesh=mesh, rules=rules)
+    decoder = Decoder(
+        config,
+        params,
+        batch_size=batch_size,
+        eos_id=tokenizer.eos_id,
+        pad_id=tokenizer.pad_id if tokenizer.pad_id < config.vocab_size else 0,
+        mesh=mesh,
+        rules=rules,
+    )
     sampling = Sampling(temperature, top_p, seed)
     loaded = load_benchmarks(benchmarks, data_dir, bbh_dir, agieval_dir, bbh_format_dirs, tasks)
 
     results: dict[str, Any] = {
         "checkpoint": checkpoint,
-        "settings": {"template": template, "omit_empty_system": omit_empty_system,
-                     "tokenizer": {"path": getattr(tokenizer, "path", None),
-                                   "sha256": getattr(tokenizer, "sha256", None), "bos_id": tokenizer.bos_id,
-                                   "eos_id": tokenizer.eos_id, "pad_id": tokenizer.pad_id},
-                     "model_card": card["directory"] if card else None,
-                     "system_message_id": system_message_id, "metric": metric,
-                     "choice_format": choice_format,
-                     "decoding": "greedy" if temperature <= 0 else
-                     f"sampling(temperature={temperature}, top_p={top_p}, seed={seed})",
-                     "max_new_tokens": max_new_tokens, "max_new_tokens_per_task": dict(max_new_tokens_per_task or {}),
-                     "max_examples_per_task": max_examples_per_task, "batch_size": batch_size,
-                     "kv_cache": "sized to each batch's prompt + new tokens", "model": {"vocab_size": config.vocab_size,
-                     "d_model": config.d_model, "n_layers": config.n_layers, "dtype": config.dtype},
-                     "mesh": dict(mesh.shape) if mesh is not None else None},
+        "settings": {
+            "template": template,
+            "omit_empty_system": omit_empty_system,
+            "tokenizer": {
+                "path": getattr(tokenizer, "path", None),
+                "sha256": getattr(tokenizer, "sha256", None),
+                "bos_id": tokenizer.bos_id,
+                "eos_id": tokenizer.eos_id,
+                "pad_id": tokenizer.pad_id,
+            },
+            "model_card": card["directory"] if card else None,
+            "system_message_id": system_message_id,
+            "metric": metric,
+            "choice_format": choice_format,
+            "decoding": "greedy"
+            if temperature <= 0
+            else f"sampling(temperature={temperature}, top_p={top_p}, seed={seed})",
+            "max_new_tokens": max_new_tokens,
+            "max_new_tokens_per_task": dict(max_new_tokens_per_task or {}),
+            "max_examples_per_task": max_examples_per_task,
+            "batch_size": batch_size,
+            "kv_cache": "sized to each batch's prompt + new tokens",
+            "model": {
+                "vocab_size": config.vocab_size,
+                "d_model": config.d_model,
+                "n_layers": config.n_layers,
+                "dtype": config.dtype,
+            },
+            "mesh": dict(mesh.shape) if mesh is not None else None,
+        },
         "benchmarks": {},
     }
     predictions: list[dict] = []
@@ -398,26 +509,53 @@ def evaluate(checkpoint: str, output_dir: str, *,
                 continue
             t0 = time.time()
             budget = (max_new_tokens_per_task or {}).get(task, max_new_tokens)
-            summary, rows, cut = _run_task(examples, decoder, tokenizer, template=template,
-                                           system_message_id=system_message_id, metric=metric,
-                                           max_new_tokens=budget, sampling=sampling, choice_format=choice_format,
-                                           omit_empty_system=omit_empty_system)
-            summary.update(answer_type=examples[0].answer_type, max_new_tokens=budget,
-                           prompt=zero_shot_prompts.prompt_description(examples[0], template, system_message_id,
-                                                                       omit_empty_system))
+            summary, rows, cut = _run_task(
+                examples,
+                decoder,
+                tokenizer,
+                template=template,
+                system_message_id=system_message_id,
+                metric=metric,
+                max_new_tokens=budget,
+                sampling=sampling,
+                choice_format=choice_format,
+                omit_empty_system=omit_empty_system,
+            )
+            summary.update(
+                answer_type=examples[0].answer_type,
+                max_new_tokens=budget,
+                prompt=zero_shot_prompts.prompt_description(
+                    examples[0], template, system_message_id, omit_empty_system
+                ),
+            )
             summaries[task] = summary
             predictions.extend(rows)
             num_truncated += cut
-            log.info("%s/%s: %d examples, accuracy %s, loglik %s (%.1fs)", name, task, len(examples),
-                     summary.get("accuracy"), summary.get("loglik_accuracy"), time.time() - t0)
-        results["benchmarks"][name] = {"directory": directory, "tasks": summaries,
-                                       "aggregates": _aggregates(name, summaries, metric != "generate")}
+            log.info(
+                "%s/%s: %d examples, accuracy %s, loglik %s (%.1fs)",
+                name,
+                task,
+                len(examples),
+                summary.get("accuracy"),
+                summary.get("loglik_accuracy"),
+                time.time() - t0,
+            )
+        results["benchmarks"][name] = {
+            "directory": directory,
+            "tasks": summaries,
+            "aggregates": _aggregates(name, summaries, metric != "generate"),
+        }
     results["num_truncated_prompts"] = num_truncated
     results["num_examples"] = len(predictions)
     results["seconds"] = round(time.time() - start, 1)
-    results["files"] = {k: os.path.join(output_dir, f) for k, f in (
-        ("results_json", report.RESULTS_JSON), ("predictions_jsonl", report.PREDICTIONS_JSONL),
-        ("results_md", report.RESULTS_MD))}
+    results["files"] = {
+        k: os.path.join(output_dir, f)
+        for k, f in (
+            ("results_json", report.RESULTS_JSON),
+            ("predictions_jsonl", report.PREDICTIONS_JSONL),
+            ("results_md", report.RESULTS_MD),
+        )
+    }
     if jax.process_index() == 0:
         report.write_predictions(output_dir, predictions)
         report.write_markdown(output_dir, results)

@@ -9,7 +9,7 @@ Orca AGIEval average in docs/orca_facts.md#5b-agieval-per-task is the plain mean
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from orca_jax.evaluation import answer_types as at
 from orca_jax.evaluation import extraction as ex
@@ -98,9 +98,11 @@ def loglik_gold(example: Example) -> str | None:
 def task_summary(scored: Sequence[Scored]) -> dict:
     """Generation accuracy of one task's examples."""
     n = len(scored)
-    out = {"num_examples": n,
-           "num_correct": sum(s.correct for s in scored),
-           "num_unparsed": sum(s.extracted is None for s in scored)}
+    out = {
+        "num_examples": n,
+        "num_correct": sum(s.correct for s in scored),
+        "num_unparsed": sum(s.extracted is None for s in scored),
+    }
     out["accuracy"] = out["num_correct"] / n if n else None
     return out
 
@@ -113,7 +115,10 @@ def aggregate(tasks: Mapping[str, Mapping], names: Sequence[str], key: str = "ac
     count_key = "loglik_num_correct" if key.startswith("loglik") else "num_correct"
     examples = sum(tasks[t]["num_examples"] for t in present)
     correct = sum(tasks[t][count_key] for t in present)
-    return {"accuracy": sum(tasks[t][key] for t in present) / len(present),
-            "micro_accuracy": correct / examples if examples else None,
-            "num_tasks": len(present), "num_examples": examples,
-            "missing_tasks": [t for t in names if t not in present]}
+    return {
+        "accuracy": sum(tasks[t][key] for t in present) / len(present),
+        "micro_accuracy": correct / examples if examples else None,
+        "num_tasks": len(present),
+        "num_examples": examples,
+        "missing_tasks": [t for t in names if t not in present],
+    }

@@ -47,9 +47,12 @@ def user_message(example: Example) -> str:
     fmt = user_format(example)
     if fmt == BBH_FORMAT:
         return fmt.format(input=example.question)
-    return fmt.format(passage=example.passage or "", question=example.question,
-                      options=" ".join(f"({letter}){text}" for letter, text in example.options),
-                      last=example.options[-1][0] if example.options else "")
+    return fmt.format(
+        passage=example.passage or "",
+        question=example.question,
+        options=" ".join(f"({letter}){text}" for letter, text in example.options),
+        last=example.options[-1][0] if example.options else "",
+    )
 
 
 def resolve_template(template: str | None) -> str:
@@ -69,13 +72,18 @@ def render(example: Example, template: str, system_message_id: int = 1, omit_emp
 def stop_strings(template: str) -> tuple[str, ...]:
     """Strings at which a generation is cut before extraction (the template's turn markers)."""
     from orca_jax.evaluation.extraction import DEFAULT_STOP_STRINGS
+
     return tuple(dict.fromkeys(chat.get_template(template).stop_strings + DEFAULT_STOP_STRINGS))
 
 
-def prompt_description(example: Example, template: str, system_message_id: int,
-                       omit_empty_system: bool | None = None) -> dict:
+def prompt_description(
+    example: Example, template: str, system_message_id: int, omit_empty_system: bool | None = None
+) -> dict:
     """What results.json records about a task's prompt."""
-    return {"chat_template": template, "system_message_id": system_message_id,
-            "system_message": system_message(system_message_id),
-            "user_format": user_format(example),
-            "first_prompt": render(example, template, system_message_id, omit_empty_system)}
+    return {
+        "chat_template": template,
+        "system_message_id": system_message_id,
+        "system_message": system_message(system_message_id),
+        "user_format": user_format(example),
+        "first_prompt": render(example, template, system_message_id, omit_empty_system),
+    }

@@ -87,8 +87,10 @@ class LlamaConfig:
         if self.rope_type not in ROPE_TYPES:
             raise ValueError(f"rope_type={self.rope_type!r}; expected one of {ROPE_TYPES}")
         if self.rope_type == "llama3" and not self.rope_high_freq_factor > self.rope_low_freq_factor:
-            raise ValueError(f"rope_high_freq_factor={self.rope_high_freq_factor} must exceed "
-                             f"rope_low_freq_factor={self.rope_low_freq_factor}")
+            raise ValueError(
+                f"rope_high_freq_factor={self.rope_high_freq_factor} must exceed "
+                f"rope_low_freq_factor={self.rope_low_freq_factor}"
+            )
         if self.sliding_window is not None and self.sliding_window < 1:
             raise ValueError(f"sliding_window={self.sliding_window} must be >= 1 (or None)")
         if self.family not in FAMILIES:
@@ -112,7 +114,7 @@ class LlamaConfig:
     def weights_dtype(self) -> jnp.dtype:
         return jnp.dtype(self.param_dtype)
 
-    def replace(self, **changes) -> "LlamaConfig":
+    def replace(self, **changes) -> LlamaConfig:
         return dataclasses.replace(self, **changes)
 
     def num_params(self, include_embedding: bool = True) -> int:

@@ -18,8 +18,9 @@ from orca_jax.models.attention import dot_product_attention
 from orca_jax.models.config import LlamaConfig
 
 
-def _param(module: nn.Module, name: str, shape: tuple[int, ...], axes: tuple[str, ...],
-           init: nn.initializers.Initializer) -> jax.Array:
+def _param(
+    module: nn.Module, name: str, shape: tuple[int, ...], axes: tuple[str, ...], init: nn.initializers.Initializer
+) -> jax.Array:
     """A parameter of `shape` with logical axis names `axes`, stored in the config's param dtype."""
     boxed = nn.with_logical_partitioning(init, axes)
     return module.param(name, boxed, shape, module.config.weights_dtype)
@@ -35,7 +36,7 @@ class RMSNorm(nn.Module):
         scale = _param(self, "scale", (x.shape[-1],), ("norm",), nn.initializers.ones)
         x32 = x.astype(jnp.float32)
         x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.config.norm_eps)
-        return (x32.astype(self.config.compute_dtype) * scale.astype(self.config.compute_dtype))
+        return x32.astype(self.config.compute_dtype) * scale.astype(self.config.compute_dtype)
 
 
 def rope_inv_freq(config: LlamaConfig) -> np.ndarray:
@@ -47,12 +48,13 @@ def rope_inv_freq(config: LlamaConfig) -> np.ndarray:
     the band between is interpolated. Computed in float32 as transformers does.
     """
     d = config.dims_per_head
-    inv_freq = (1.0 / (np.float32(config.rope_theta) ** (np.arange(0, d, 2, dtype=np.float32) / np.float32(d))))
+    inv_freq = 1.0 / (np.float32(config.rope_theta) ** (np.arange(0, d, 2, dtype=np.float32) / np.float32(d)))
     inv_freq = inv_freq.astype(np.float32)
     if config.rope_type == "default":
         return inv_freq
-    factor, low, high = (np.float32(v) for v in (config.rope_factor, config.rope_low_freq_factor,
-                                                  config.rope_high_freq_factor))
+    factor, low, high = (
+        np.float32(v) for v in (config.rope_factor, config.rope_low_freq_factor, config.rope_high_freq_factor)
+    )
     old_len = np.float32(config.rope_original_max_len)
     wavelen = np.float32(2 * math.pi) / inv_freq
     scaled = np.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
@@ -62,8 +64,7 @@ def rope_inv_freq(config: LlamaConfig) -> np.ndarray:
     return np.where(medium, smoothed, scaled).astype(np.float32)
 
 
-def rotary_embedding(x: jax.Array, positions: jax.Array, theta: float,
-                     inv_freq: np.ndarray | None = None) -> jax.Array:
+def rotary_embedding(x: jax.Array, positions: jax.Array, theta: float, inv_freq: np.ndarray | None = None) -> jax.Array:
     """Rotate `x [batch, len, heads, head_dim]` by `positions [batch, len]`.
 
     Hugging Face's layout (rotate_half: the first and second halves of head_dim form the
@@ -120,9 +121,17 @@ class Attention(nn.Module):
         else:
             idx = jnp.broadcast_to(jnp.arange(x.shape[1], dtype=jnp.int32), segment_ids.shape)
             kv_segment_ids, q_index, kv_index, impl = segment_ids, idx, idx, cfg.attention_impl
-        out = dot_product_attention(q, k, v, q_segment_ids=segment_ids, kv_segment_ids=kv_segment_ids,
-                                    q_index=q_index, kv_index=kv_index, impl=impl,
-                                    sliding_window=cfg.sliding_window)
+        out = dot_product_attention(
+            q,
+            k,
+            v,
+            q_segment_ids=segment_ids,
+            kv_segment_ids=kv_segment_ids,
+            q_index=q_index,
+            kv_index=kv_index,
+            impl=impl,
+            sliding_window=cfg.sliding_window,
+        )
         out = nn.with_logical_constraint(out, ("batch", "length", "act_heads", "head_dim"))
         out = jnp.einsum("blhk,hkd->bld", out, wo.astype(dt))
         return checkpoint_name(out, "out_proj")
@@ -182,8 +191,9 @@ class DecoderBlock(nn.Module):
     def __call__(self, x: jax.Array, positions: jax.Array, segment_ids: jax.Array):
         cfg = self.config
         x = nn.with_logical_constraint(x, ("batch", "length", "act_embed"))
-        h = Attention(cfg, self.decode, name="attention")(RMSNorm(cfg, name="attention_norm")(x),
-                                                           positions, segment_ids)
+        h = Attention(cfg, self.decode, name="attention")(
+            RMSNorm(cfg, name="attention_norm")(x), positions, segment_ids
+        )
         x = x + h
         x = x + MLP(cfg, name="mlp")(RMSNorm(cfg, name="mlp_norm")(x))
         x = nn.with_logical_constraint(x, ("batch", "length", "act_embed"))

@@ -14,8 +14,7 @@ _REMAT_POLICIES = {
     "full": None,  # save nothing: recompute the block in the backward pass
     "save_dots": jax.checkpoint_policies.checkpoint_dots,
     "save_dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-    "save_qkv_out": jax.checkpoint_policies.save_only_these_names(
-        "query_proj", "key_proj", "value_proj", "out_proj"),
+    "save_qkv_out": jax.checkpoint_policies.save_only_these_names("query_proj", "key_proj", "value_proj", "out_proj"),
 }
 
 
@@ -23,8 +22,7 @@ def _block_class(config: LlamaConfig):
     """DecoderBlock wrapped in remat per the config's policy."""
     if config.remat_policy == "none":
         return DecoderBlock
-    return nn.remat(DecoderBlock, policy=_REMAT_POLICIES[config.remat_policy],
-                    prevent_cse=not config.scan_layers)
+    return nn.remat(DecoderBlock, policy=_REMAT_POLICIES[config.remat_policy], prevent_cse=not config.scan_layers)
 
 
 class _ScanBody(nn.Module):
@@ -53,13 +51,20 @@ class Llama(nn.Module):
     def setup(self):
         cfg = self.config
         self.embed_table = self.param(
-            "embed", nn.with_logical_partitioning(nn.initializers.normal(cfg.initializer_range), ("vocab", "embed")),
-            (cfg.vocab_size, cfg.d_model), cfg.weights_dtype)
+            "embed",
+            nn.with_logical_partitioning(nn.initializers.normal(cfg.initializer_range), ("vocab", "embed")),
+            (cfg.vocab_size, cfg.d_model),
+            cfg.weights_dtype,
+        )
         if cfg.scan_layers:
             self.layers = nn.scan(
-                _ScanBody, variable_axes={"params": 0, "cache": 0}, split_rngs={"params": True},
-                in_axes=(nn.broadcast, nn.broadcast), length=cfg.n_layers,
-                metadata_params={nn.PARTITION_NAME: "layers"})(cfg, self.decode, name="layers")
+                _ScanBody,
+                variable_axes={"params": 0, "cache": 0},
+                split_rngs={"params": True},
+                in_axes=(nn.broadcast, nn.broadcast),
+                length=cfg.n_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )(cfg, self.decode, name="layers")
         else:
             block = _block_class(cfg)
             self.blocks = [block(cfg, self.decode, name=f"layers_{i}") for i in range(cfg.n_layers)]
@@ -67,8 +72,13 @@ class Llama(nn.Module):
         if not cfg.tie_word_embeddings:
             self.lm_head = _LMHead(cfg, name="lm_head")
 
-    def __call__(self, tokens: jax.Array, positions: jax.Array | None = None,
-                 segment_ids: jax.Array | None = None, return_hidden: bool = False) -> jax.Array:
+    def __call__(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+        return_hidden: bool = False,
+    ) -> jax.Array:
         cfg = self.config
         if segment_ids is None:
             segment_ids = jnp.ones_like(tokens)
@@ -95,8 +105,9 @@ class Llama(nn.Module):
         if not cfg.tie_word_embeddings:
             return self.lm_head(hidden)
         # Tied: the head is the embedding table `[vocab, embed]` itself, contracted on embed.
-        logits = jnp.einsum("...d,vd->...v", hidden, self.embed_table.astype(cfg.compute_dtype),
-                            preferred_element_type=jnp.float32)
+        logits = jnp.einsum(
+            "...d,vd->...v", hidden, self.embed_table.astype(cfg.compute_dtype), preferred_element_type=jnp.float32
+        )
         return nn.with_logical_constraint(logits, ("batch", "length", "act_vocab"))
 
 
@@ -108,7 +119,12 @@ class _LMHead(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         cfg = self.config
-        w = _param(self, "kernel", (cfg.d_model, cfg.vocab_size), ("embed", "vocab"),
-                   nn.initializers.normal(cfg.initializer_range))
+        w = _param(
+            self,
+            "kernel",
+            (cfg.d_model, cfg.vocab_size),
+            ("embed", "vocab"),
+            nn.initializers.normal(cfg.initializer_range),
+        )
         logits = jnp.einsum("...d,dv->...v", x, w.astype(cfg.compute_dtype), preferred_element_type=jnp.float32)
         return nn.with_logical_constraint(logits, ("batch", "length", "act_vocab"))

@@ -89,13 +89,15 @@ class FakeTeacher:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "FakeTeacher":
+    def start(self) -> FakeTeacher:
         ready = threading.Event()
         loop = self._loop = asyncio.new_event_loop()
 
         def serve() -> None:
             asyncio.set_event_loop(loop)
-            self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024))
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
+            )
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             loop.run_forever()
@@ -123,7 +125,7 @@ class FakeTeacher:
         self._loop.close()
         self._loop = None
 
-    def __enter__(self) -> "FakeTeacher":
+    def __enter__(self) -> FakeTeacher:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -155,7 +157,11 @@ class FakeTeacher:
                     writer.transport.abort()
                     return
                 status, extra_headers, payload = reply
-                head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", "Content-Type: application/json", f"Content-Length: {len(payload)}"]
+                head = [
+                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+                    "Content-Type: application/json",
+                    f"Content-Length: {len(payload)}",
+                ]
                 head += [f"{k}: {v}" for k, v in extra_headers.items()]
                 writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
                 await writer.drain()
@@ -165,7 +171,9 @@ class FakeTeacher:
             self._tasks.discard(task)
             writer.close()
 
-    async def _respond(self, request: list[str], headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes] | None:
+    async def _respond(
+        self, request: list[str], headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes] | None:
         self.stats["requests"] += 1
         if len(request) < 2 or request[0] != "POST" or not request[1].rstrip("/").endswith("/chat/completions"):
             return 404, {}, _error("not found", "not_found")
@@ -210,7 +218,11 @@ class FakeTeacher:
         if self.config.latency_s:
             await asyncio.sleep(self.config.latency_s)
         if fault == "malformed":
-            broken = b'{"id": "x", "choices": [{"message": {"content": "trunc' if attempt % 2 == 0 else b'{"id": "x", "object": "chat.completion"}'
+            broken = (
+                b'{"id": "x", "choices": [{"message": {"content": "trunc'
+                if attempt % 2 == 0
+                else b'{"id": "x", "object": "chat.completion"}'
+            )
             return 200, {}, broken
         self.stats["answered"] += 1
         return 200, {}, self._completion(system, user, key, request_body)
@@ -221,7 +233,13 @@ class FakeTeacher:
             return None
         digest = hashlib.sha256(f"{faults.seed}:{key}:{attempt}".encode()).digest()
         u = int.from_bytes(digest[:8], "big") / 2.0**64
-        for name, rate in (("429", faults.rate_429), ("500", faults.rate_500), ("timeout", faults.rate_timeout), ("drop", faults.rate_drop), ("malformed", faults.rate_malformed)):
+        for name, rate in (
+            ("429", faults.rate_429),
+            ("500", faults.rate_500),
+            ("timeout", faults.rate_timeout),
+            ("drop", faults.rate_drop),
+            ("malformed", faults.rate_malformed),
+        ):
             if u < rate:
                 return name
             u -= rate
@@ -241,13 +259,26 @@ class FakeTeacher:
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": request.get("model", self.config.model),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content.split()), "total_tokens": prompt_tokens + len(content.split())},
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(content.split()),
+                    "total_tokens": prompt_tokens + len(content.split()),
+                },
             }
         ).encode()
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 def _error(message: str, code: str) -> bytes:

@@ -19,13 +19,18 @@ from typing import Any
 
 from orca_jax.evaluation import loaders, scoring
 
-CHATML_JINJA = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-                "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
-                "{% endif %}")
+CHATML_JINJA = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% endif %}"
+)
 
 
-def reference_scores(hf_dir: str, examples: list[loaders.Example], choice_format: str = "label",
-                     ) -> list[dict[str, Any]]:
+def reference_scores(
+    hf_dir: str,
+    examples: list[loaders.Example],
+    choice_format: str = "label",
+) -> list[dict[str, Any]]:
     """Per example: {"prompt_ids": [...], "scores": {answer: summed log-prob}} from transformers (fp32)."""
     import torch
     import transformers
@@ -34,17 +39,20 @@ def reference_scores(hf_dir: str, examples: list[loaders.Example], choice_format
     model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     out = []
     for example in examples:
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": example.question}],
-                                               chat_template=CHATML_JINJA, add_generation_prompt=True,
-                                               tokenize=True)["input_ids"]
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": example.question}],
+            chat_template=CHATML_JINJA,
+            add_generation_prompt=True,
+            tokenize=True,
+        )["input_ids"]
         scores = {}
         for answer, text in scoring.loglik_candidates(example, choice_format):
             continuation = tokenizer(text, add_special_tokens=False)["input_ids"]
             ids = torch.tensor([prompt + continuation])
             with torch.no_grad():
                 logprobs = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
-            targets = ids[0, len(prompt):]
-            scores[answer] = float(logprobs[len(prompt) - 1:].gather(1, targets[:, None]).sum())
+            targets = ids[0, len(prompt) :]
+            scores[answer] = float(logprobs[len(prompt) - 1 :].gather(1, targets[:, None]).sum())
         out.append({"prompt_ids": prompt, "scores": scores})
     return out
 
@@ -58,8 +66,12 @@ def compare(predictions: list[dict], reference: list[dict[str, Any]]) -> dict[st
             raise ValueError(f"{row['task']}/{row['index']}: candidates {sorted(ours)} vs {sorted(ref['scores'])}")
         diffs += [abs(ours[k] - ref["scores"][k]) for k in ours]
         same += max(ours, key=ours.get) == max(ref["scores"], key=ref["scores"].get)
-    return {"examples": len(predictions), "same_choice": same, "max_abs_diff": max(diffs) if diffs else 0.0,
-            "options": len(diffs)}
+    return {
+        "examples": len(predictions),
+        "same_choice": same,
+        "max_abs_diff": max(diffs) if diffs else 0.0,
+        "options": len(diffs),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -70,9 +70,36 @@ def synthetic_flan_rows(
                     }
                 )
     for n in range(SKIPPED_ROWS):
-        out.append({"id": f"dialog-{n}", "collection": "dialog", "task": "dialog_task", "inputs": f"Hi #{n}", "targets": "hello", "template_type": "zs_noopt"})
-        out.append({"id": f"fs-{n}", "collection": "niv2", "task": "niv2_task_0", "inputs": f"Few shot #{n}", "targets": "x", "template_type": "fs_opt"})
-        out.append({"id": f"bb-{n}", "collection": "t0", "task": "bigbench_logic_grid", "inputs": f"BIG-bench #{n}", "targets": "x", "template_type": "zs_noopt"})
+        out.append(
+            {
+                "id": f"dialog-{n}",
+                "collection": "dialog",
+                "task": "dialog_task",
+                "inputs": f"Hi #{n}",
+                "targets": "hello",
+                "template_type": "zs_noopt",
+            }
+        )
+        out.append(
+            {
+                "id": f"fs-{n}",
+                "collection": "niv2",
+                "task": "niv2_task_0",
+                "inputs": f"Few shot #{n}",
+                "targets": "x",
+                "template_type": "fs_opt",
+            }
+        )
+        out.append(
+            {
+                "id": f"bb-{n}",
+                "collection": "t0",
+                "task": "bigbench_logic_grid",
+                "inputs": f"BIG-bench #{n}",
+                "targets": "x",
+                "template_type": "zs_noopt",
+            }
+        )
     usable = [r for r in out if r["id"].startswith("src-")]
     for marker, count in (markers or {}).items():
         for row in rng.sample(usable, count):

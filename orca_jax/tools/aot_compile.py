@@ -49,8 +49,8 @@ import math
 import os
 import sys
 import time
-from typing import Any, Iterator, Sequence
-
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from orca_jax import gin_utils
 from orca_jax.tools import topologies as topo_lib
@@ -76,29 +76,56 @@ class DoesNotFit(Exception):
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m orca_jax.tools.aot_compile", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="python -m orca_jax.tools.aot_compile",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     gin_utils.add_gin_flags(parser)
-    parser.add_argument("--topology", required=True,
-                        help="TPU slice, e.g. v5p-128, v4-256, v5litepod-256 (see orca_jax/tools/topologies.py)")
+    parser.add_argument(
+        "--topology",
+        required=True,
+        help="TPU slice, e.g. v5p-128, v4-256, v5litepod-256 (see orca_jax/tools/topologies.py)",
+    )
     parser.add_argument("--num_slices", type=int, default=1, help="multislice: number of slices (default 1)")
-    parser.add_argument("--stage", default=None,
-                        help="gin scope of the stage to compile (default: the first of RunConfig.stages)")
+    parser.add_argument(
+        "--stage", default=None, help="gin scope of the stage to compile (default: the first of RunConfig.stages)"
+    )
     parser.add_argument("--skip_decode", action="store_true", help="do not compile the evaluation decode")
-    parser.add_argument("--eval_batch_size", type=int, default=DEFAULT_EVAL_BATCH_SIZE,
-                        help="evaluation decode rows (rounded up to the batch mesh axes, as the runner does)")
-    parser.add_argument("--eval_max_new_tokens", type=int, default=None,
-                        help=f"evaluation generation budget (default {DEFAULT_EVAL_MAX_NEW_TOKENS}, at most a "
-                             "quarter of max_len); the prompt bucket is max_len minus this")
-    parser.add_argument("--min_headroom", type=float, default=0.1,
-                        help="fraction of HBM that must stay free (default 0.1: XLA's numbers leave out "
-                             "runtime buffers and fragmentation)")
+    parser.add_argument(
+        "--eval_batch_size",
+        type=int,
+        default=DEFAULT_EVAL_BATCH_SIZE,
+        help="evaluation decode rows (rounded up to the batch mesh axes, as the runner does)",
+    )
+    parser.add_argument(
+        "--eval_max_new_tokens",
+        type=int,
+        default=None,
+        help=f"evaluation generation budget (default {DEFAULT_EVAL_MAX_NEW_TOKENS}, at most a "
+        "quarter of max_len); the prompt bucket is max_len minus this",
+    )
+    parser.add_argument(
+        "--min_headroom",
+        type=float,
+        default=0.1,
+        help="fraction of HBM that must stay free (default 0.1: XLA's numbers leave out "
+        "runtime buffers and fragmentation)",
+    )
     parser.add_argument("--hbm_gib", type=float, default=None, help="override the chip's HBM (GiB)")
-    parser.add_argument("--mfu", type=float, default=DEFAULT_MFU,
-                        help="model FLOPs utilisation assumed for the analytic stage times (default 0.4)")
-    parser.add_argument("--max_batch", action="store_true",
-                        help="also find the largest global batch whose train step fits with --min_headroom "
-                             "(compiles at a second batch, extrapolates, confirms: 2-4 more compiles)")
+    parser.add_argument(
+        "--mfu",
+        type=float,
+        default=DEFAULT_MFU,
+        help="model FLOPs utilisation assumed for the analytic stage times (default 0.4)",
+    )
+    parser.add_argument(
+        "--max_batch",
+        action="store_true",
+        help="also find the largest global batch whose train step fits with --min_headroom "
+        "(compiles at a second batch, extrapolates, confirms: 2-4 more compiles)",
+    )
     parser.add_argument("--json", default=None, help="also write the results as JSON to this path")
     args = gin_utils.parse_known_gin_args(parser, argv)
     if not 0 <= args.min_headroom < 1:
@@ -141,8 +168,10 @@ def create_topology(name: str, num_slices: int):
     """(Topology, compile-only devices); libtpu is needed but no TPU."""
     topology = topo_lib.get_topology(name, flag="--topology")
     if not libtpu_available():
-        raise AotError("libtpu is not installed, and AOT compilation for a TPU topology needs it (no TPU "
-                       "needed): pip install 'jax[tpu]==0.10.2' (or pip install -e '.[tpu]')")
+        raise AotError(
+            "libtpu is not installed, and AOT compilation for a TPU topology needs it (no TPU "
+            "needed): pip install 'jax[tpu]==0.10.2' (or pip install -e '.[tpu]')"
+        )
     # libtpu looks for the local TPU VM's workers and type; there is none on a CPU machine.
     os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
     os.environ.setdefault("TPU_ACCELERATOR_TYPE", topology.accelerator)
@@ -152,8 +181,9 @@ def create_topology(name: str, num_slices: int):
     try:
         desc = topo_lib.get_topology_desc(topology.accelerator, num_slices)
     except Exception as e:
-        raise AotError(f"--topology={name}: libtpu could not describe {topology.topology_name} "
-                       f"({type(e).__name__}: {e})") from e
+        raise AotError(
+            f"--topology={name}: libtpu could not describe {topology.topology_name} ({type(e).__name__}: {e})"
+        ) from e
     devices = list(desc.devices)
     expected = topology.num_devices * num_slices
     if len(devices) != expected:
@@ -171,11 +201,13 @@ def platform_backend(platform: str) -> Iterator[None]:
     The persistent compilation cache is off meanwhile: a compile-only TPU executable cannot be
     read back without a TPU client (jax warns on every hit).
     """
-    import jax
     from unittest import mock
+
+    import jax
 
     try:
         from jax._src.config import enable_compilation_cache
+
         no_cache = enable_compilation_cache(False)
     except (ImportError, TypeError):
         no_cache = contextlib.nullcontext()
@@ -202,12 +234,17 @@ class Memory:
         return self.arguments + self.temporaries + self.outputs - self.aliased
 
     @classmethod
-    def of(cls, compiled) -> "Memory":
+    def of(cls, compiled) -> Memory:
         m = compiled.memory_analysis()
         if m is None:
             raise AotError("compiled.memory_analysis() returned None for this backend")
-        return cls(int(m.argument_size_in_bytes), int(m.output_size_in_bytes), int(m.alias_size_in_bytes),
-                   int(m.temp_size_in_bytes), int(m.generated_code_size_in_bytes))
+        return cls(
+            int(m.argument_size_in_bytes),
+            int(m.output_size_in_bytes),
+            int(m.alias_size_in_bytes),
+            int(m.temp_size_in_bytes),
+            int(m.generated_code_size_in_bytes),
+        )
 
     def as_dict(self) -> dict[str, int]:
         return {**dataclasses.asdict(self), "total": self.total}
@@ -259,8 +296,9 @@ def host_feeding_problems(sharding, shape: tuple[int, ...]) -> list[str]:
     Returns one message per host it rejects (empty: every host can read its rows); hosts
     holding different rows must get different data shards.
     """
-    import jax
     from unittest import mock
+
+    import jax
 
     from orca_jax.training.feeding import host_data_shard
 
@@ -294,23 +332,33 @@ def suggestions(setup, activations: bool, state_bytes: int, budget: int) -> list
     tips = []
     if state_bytes > 0.4 * budget:
         total_state = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(setup.abstract))
-        tips.append(f"the train state (fp32 params + 2 Adam moments, 12 bytes/param) is {gib(state_bytes)} per "
-                    f"device ({gib(total_state)} in all, so at least {math.ceil(total_state / budget)} chips of "
-                    f"this HBM even fully sharded): shard it over more chips with a larger fsdp axis "
-                    f"(PartitioningConfig.mesh_shape now {tuple(mesh.values())}; (1, -1, 1) puts every chip on fsdp) "
-                    "or use a larger slice")
+        tips.append(
+            f"the train state (fp32 params + 2 Adam moments, 12 bytes/param) is {gib(state_bytes)} per "
+            f"device ({gib(total_state)} in all, so at least {math.ceil(total_state / budget)} chips of "
+            f"this HBM even fully sharded): shard it over more chips with a larger fsdp axis "
+            f"(PartitioningConfig.mesh_shape now {tuple(mesh.values())}; (1, -1, 1) puts every chip on fsdp) "
+            "or use a larger slice"
+        )
     if activations:
         if config.model.remat_policy != "full":
-            tips.append(f"remat_policy='full' (now {config.model.remat_policy!r}) keeps only each block's input "
-                        "for the backward pass (model_config.overrides)")
+            tips.append(
+                f"remat_policy='full' (now {config.model.remat_policy!r}) keeps only each block's input "
+                "for the backward pass (model_config.overrides)"
+            )
         if rows > 1:
-            tips.append(f"raise StageConfig.num_microbatches (now {microbatches}, {rows} rows per "
-                        "device per microbatch): activations shrink with the microbatch")
+            tips.append(
+                f"raise StageConfig.num_microbatches (now {microbatches}, {rows} rows per "
+                "device per microbatch): activations shrink with the microbatch"
+            )
         if config.loss.chunk_size is None:
-            tips.append(f"set LossConfig.chunk_size = {min(512, data.sequence_length)} so that the fp32 "
-                        "logits [rows, length, vocab] are never materialised whole")
-        tips.append(f"or lower the global batch (DataConfig.batch_size={data.batch_size}) or sequence length "
-                    f"(DataConfig.sequence_length={data.sequence_length}), or move to chips with more HBM")
+            tips.append(
+                f"set LossConfig.chunk_size = {min(512, data.sequence_length)} so that the fp32 "
+                "logits [rows, length, vocab] are never materialised whole"
+            )
+        tips.append(
+            f"or lower the global batch (DataConfig.batch_size={data.batch_size}) or sequence length "
+            f"(DataConfig.sequence_length={data.sequence_length}), or move to chips with more HBM"
+        )
     return tips
 
 
@@ -320,11 +368,14 @@ def verdict(what: str, topology, memory_total: int, hbm: int, min_headroom: floa
     if memory_total <= budget:
         return None
     if memory_total > hbm:
-        return (f"{what} does not fit on {topology.accelerator}: {gib(memory_total)} per device > "
-                f"{gib(hbm)} HBM per chip")
-    return (f"{what} on {topology.accelerator} needs {gib(memory_total)} per device: it fits in the "
-            f"{gib(hbm)} HBM but leaves less than the required {min_headroom:.0%} headroom "
-            f"(budget {gib(budget)}; --min_headroom)")
+        return (
+            f"{what} does not fit on {topology.accelerator}: {gib(memory_total)} per device > {gib(hbm)} HBM per chip"
+        )
+    return (
+        f"{what} on {topology.accelerator} needs {gib(memory_total)} per device: it fits in the "
+        f"{gib(hbm)} HBM but leaves less than the required {min_headroom:.0%} headroom "
+        f"(budget {gib(budget)}; --min_headroom)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,8 +388,16 @@ def compile_train(setup, platform: str):
 
     config = setup.config
     with platform_backend(platform):
-        return compile_train_step(config.model, setup.optimizer, config.loss, config.num_microbatches,
-                                  setup.mesh, setup.rules, setup.abstract, setup.batch)
+        return compile_train_step(
+            config.model,
+            setup.optimizer,
+            config.loss,
+            config.num_microbatches,
+            setup.mesh,
+            setup.rules,
+            setup.abstract,
+            setup.batch,
+        )
 
 
 def compile_decode(setup, eval_batch_size: int, max_new_tokens: int | None, platform: str):
@@ -368,12 +427,23 @@ def compile_decode(setup, eval_batch_size: int, max_new_tokens: int | None, plat
 
     scalar = lambda dtype: jax.ShapeDtypeStruct((), dtype, sharding=partitioning.replicated(mesh))  # noqa: E731
     params = setup.abstract.params  # fp32 as checkpoints.load_params restores them, same shardings
-    args = (params, rows_sharded((batch, prompt), jnp.int32), rows_sharded((batch, prompt), jnp.int32),
-            rows_sharded((batch, prompt), jnp.int32), rows_sharded((batch, 2), jnp.uint32),
-            rows_sharded((batch,), jnp.bool_), scalar(jnp.int32), scalar(jnp.int32), scalar(jnp.float32),
-            scalar(jnp.float32))
-    fn = decoding._jitted(decoding._generate_cached, config,  # noqa: SLF001  the Decoder's own jit
-                          (("greedy", True), ("max_new_tokens", max_new_tokens)))
+    args = (
+        params,
+        rows_sharded((batch, prompt), jnp.int32),
+        rows_sharded((batch, prompt), jnp.int32),
+        rows_sharded((batch, prompt), jnp.int32),
+        rows_sharded((batch, 2), jnp.uint32),
+        rows_sharded((batch,), jnp.bool_),
+        scalar(jnp.int32),
+        scalar(jnp.int32),
+        scalar(jnp.float32),
+        scalar(jnp.float32),
+    )
+    fn = decoding._jitted(
+        decoding._generate_cached,
+        config,  # noqa: SLF001  the Decoder's own jit
+        (("greedy", True), ("max_new_tokens", max_new_tokens)),
+    )
     with platform_backend(platform), partitioning.mesh_context(mesh, rules):
         compiled = fn.lower(*args).compile()
     return compiled, batch, prompt, max_new_tokens
@@ -395,8 +465,18 @@ def stage_times(topology, stages: dict[str, Any], mfu: float, num_slices: int = 
         flops_per_token = config.model.flops_per_token(length)
         flops = flops_per_token * tokens
         seconds = flops / (topology.num_chips * num_slices * topology.peak_bf16_flops_per_chip * mfu)
-        out.append({"stage": stage, "steps": steps, "batch_size": batch, "sequence_length": length,
-                    "tokens": tokens, "flops_per_token": flops_per_token, "flops": flops, "hours": seconds / 3600})
+        out.append(
+            {
+                "stage": stage,
+                "steps": steps,
+                "batch_size": batch,
+                "sequence_length": length,
+                "tokens": tokens,
+                "flops_per_token": flops_per_token,
+                "flops": flops,
+                "hours": seconds / 3600,
+            }
+        )
     return out
 
 
@@ -418,8 +498,9 @@ class BatchSearch:
         return {**dataclasses.asdict(self), "compiled": [list(c) for c in self.compiled]}
 
 
-def search_max_batch(total_at, start: int, start_total: int, granularity: int, budget: int,
-                     max_compiles: int = 12) -> BatchSearch:
+def search_max_batch(
+    total_at, start: int, start_total: int, granularity: int, budget: int, max_compiles: int = 12
+) -> BatchSearch:
     """The largest multiple of `granularity` whose per-device total fits `budget`.
 
     `total_at(batch)` compiles the train step and returns its per-device total (None when the
@@ -470,8 +551,9 @@ def train_total_at(setup, batch: int, platform: str) -> int | None:
     from orca_jax.training.train_step import batch_abstract
 
     config = dataclasses.replace(setup.config, data=dataclasses.replace(setup.config.data, batch_size=batch))
-    at_batch = dataclasses.replace(setup, config=config,
-                                   batch=batch_abstract(config.data.batch_shape, setup.mesh, setup.rules))
+    at_batch = dataclasses.replace(
+        setup, config=config, batch=batch_abstract(config.data.batch_shape, setup.mesh, setup.rules)
+    )
     try:
         compiled = compile_train(at_batch, platform)
     except Exception as e:  # XLA:TPU refuses what cannot fit in HBM
@@ -524,26 +606,43 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = config.model
     result: dict[str, Any] = {
-        "topology": topology.accelerator, "topology_name": topology.topology_name, "num_slices": args.num_slices,
-        "chips": topology.num_chips * args.num_slices, "hosts": topology.num_hosts * args.num_slices,
-        "hbm_bytes_per_chip": hbm, "min_headroom": args.min_headroom, "stage": stage,
-        "mesh": dict(setup.mesh.shape), "batch_size": data.batch_size,
-        "sequence_length": data.sequence_length, "num_microbatches": config.num_microbatches,
-        "remat_policy": cfg.remat_policy, "attention_impl": cfg.attention_impl, "scan_layers": cfg.scan_layers,
+        "topology": topology.accelerator,
+        "topology_name": topology.topology_name,
+        "num_slices": args.num_slices,
+        "chips": topology.num_chips * args.num_slices,
+        "hosts": topology.num_hosts * args.num_slices,
+        "hbm_bytes_per_chip": hbm,
+        "min_headroom": args.min_headroom,
+        "stage": stage,
+        "mesh": dict(setup.mesh.shape),
+        "batch_size": data.batch_size,
+        "sequence_length": data.sequence_length,
+        "num_microbatches": config.num_microbatches,
+        "remat_policy": cfg.remat_policy,
+        "attention_impl": cfg.attention_impl,
+        "scan_layers": cfg.scan_layers,
         "num_params": cfg.num_params(),
     }
-    print(f"== {topology.accelerator} ({topology.topology_name}, {result['chips']} chips, {result['hosts']} hosts, "
-          f"{gib(hbm)} HBM/chip), stage {stage}")
-    print(f"   model {cfg.num_params() / 1e9:.2f}B params ({cfg.n_layers} layers, d_model {cfg.d_model}), "
-          f"remat {cfg.remat_policy}, attention {cfg.attention_impl}, scan_layers {cfg.scan_layers}")
-    print(f"   mesh {' '.join(f'{k}={v}' for k, v in setup.mesh.shape.items())}; global batch {data.batch_size} x {data.sequence_length}, "
-          f"{config.num_microbatches} microbatch(es)")
+    print(
+        f"== {topology.accelerator} ({topology.topology_name}, {result['chips']} chips, {result['hosts']} hosts, "
+        f"{gib(hbm)} HBM/chip), stage {stage}"
+    )
+    print(
+        f"   model {cfg.num_params() / 1e9:.2f}B params ({cfg.n_layers} layers, d_model {cfg.d_model}), "
+        f"remat {cfg.remat_policy}, attention {cfg.attention_impl}, scan_layers {cfg.scan_layers}"
+    )
+    print(
+        f"   mesh {' '.join(f'{k}={v}' for k, v in setup.mesh.shape.items())}; global batch {data.batch_size} x {data.sequence_length}, "
+        f"{config.num_microbatches} microbatch(es)"
+    )
     result["host_feeding_problems"] = feeding
     if feeding:
-        print(f"   WARNING: the trainer's feeding.host_data_shard rejects this mesh on {topology.accelerator} "
-              f"({len(feeding)} of {result['hosts']} hosts), e.g. {feeding[0]}\n"
-              "   (the hosts' batch rows must be disjoint, equal shards of the batch; the memory below is "
-              "unaffected, but training would stop at startup)")
+        print(
+            f"   WARNING: the trainer's feeding.host_data_shard rejects this mesh on {topology.accelerator} "
+            f"({len(feeding)} of {result['hosts']} hosts), e.g. {feeding[0]}\n"
+            "   (the hosts' batch rows must be disjoint, equal shards of the batch; the memory below is "
+            "unaffected, but training would stop at startup)"
+        )
 
     # Analytic pre-check: the sharded train state must fit before anything is compiled.
     state_bytes = shard_bytes(setup.abstract)
@@ -551,8 +650,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"   train state per device (analytic, from the shardings): {gib(state_bytes)}")
     if state_bytes > budget:
         reason = verdict("the train state alone", topology, state_bytes, hbm, args.min_headroom)
-        raise DoesNotFit(with_tips(reason + " (checked before compiling)",
-                                   suggestions(setup, False, state_bytes, budget)))
+        raise DoesNotFit(
+            with_tips(reason + " (checked before compiling)", suggestions(setup, False, state_bytes, budget))
+        )
 
     start = time.perf_counter()
     try:
@@ -564,13 +664,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     xla_flops = compiled_flops(compiled)
     tokens = data.batch_size * data.sequence_length
     model_flops = cfg.flops_per_token(data.sequence_length) * tokens / len(devices)
-    result["train"] = {"compile_seconds": compile_s, "memory": memory.as_dict(), "xla_flops_per_device": xla_flops,
-                       "model_flops_per_device": model_flops,
-                       "ideal_step_seconds": model_flops / topology.peak_bf16_flops_per_chip}
+    result["train"] = {
+        "compile_seconds": compile_s,
+        "memory": memory.as_dict(),
+        "xla_flops_per_device": xla_flops,
+        "model_flops_per_device": model_flops,
+        "ideal_step_seconds": model_flops / topology.peak_bf16_flops_per_chip,
+    }
     print_memory("train step", memory, hbm, compile_s)
-    print(f"   FLOPs per device per step: model {model_flops:.3e} (6N + attention, LlamaConfig.flops_per_token); "
-          f"XLA cost_analysis {xla_flops:.3e} (counts a scanned layer's body once)" if xla_flops is not None else
-          f"   FLOPs per device per step: model {model_flops:.3e}")
+    print(
+        f"   FLOPs per device per step: model {model_flops:.3e} (6N + attention, LlamaConfig.flops_per_token); "
+        f"XLA cost_analysis {xla_flops:.3e} (counts a scanned layer's body once)"
+        if xla_flops is not None
+        else f"   FLOPs per device per step: model {model_flops:.3e}"
+    )
     print(f"   step time at 100% MFU: {model_flops / topology.peak_bf16_flops_per_chip:.2f} s")
     problems = []
     reason = verdict("the train step", topology, memory.total, hbm, args.min_headroom)
@@ -579,27 +686,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         problems.append(with_tips(reason, suggestions(setup, activations, state_bytes, budget)))
     del compiled
     if args.max_batch and not problems:
-        result["max_batch"] = report_max_batch(setup, platform, memory.total, budget,
-                                               args.min_headroom).as_dict()
+        result["max_batch"] = report_max_batch(setup, platform, memory.total, budget, args.min_headroom).as_dict()
     elif args.max_batch:
         print(f"   --max_batch: skipped, the configured batch {data.batch_size} does not fit already")
 
     if not args.skip_decode:
         start = time.perf_counter()
-        decode_tips = ["lower the evaluation batch (--eval_batch_size, gin evaluate.batch_size; rounded up to the "
-                       "batch mesh axes) or --eval_max_new_tokens"]
+        decode_tips = [
+            "lower the evaluation batch (--eval_batch_size, gin evaluate.batch_size; rounded up to the "
+            "batch mesh axes) or --eval_max_new_tokens"
+        ]
         try:
-            compiled, eval_batch, prompt, new_tokens = compile_decode(setup, args.eval_batch_size,
-                                                                      args.eval_max_new_tokens, platform)
+            compiled, eval_batch, prompt, new_tokens = compile_decode(
+                setup, args.eval_batch_size, args.eval_max_new_tokens, platform
+            )
         except Exception as e:
             raise compile_failure(e, "the evaluation decode", topology, decode_tips) from e
         compile_s = time.perf_counter() - start
         dmem = Memory.of(compiled)
-        result["decode"] = {"compile_seconds": compile_s, "memory": dmem.as_dict(), "batch_size": eval_batch,
-                            "prompt_length": prompt, "max_new_tokens": new_tokens,
-                            "kv_cache_length": cfg.max_len}
-        print(f"   eval decode: batch {eval_batch}, prompt bucket {prompt}, {new_tokens} new tokens, "
-              f"KV cache {cfg.max_len} slots (prefill + decode loop of evaluation.decoding)")
+        result["decode"] = {
+            "compile_seconds": compile_s,
+            "memory": dmem.as_dict(),
+            "batch_size": eval_batch,
+            "prompt_length": prompt,
+            "max_new_tokens": new_tokens,
+            "kv_cache_length": cfg.max_len,
+        }
+        print(
+            f"   eval decode: batch {eval_batch}, prompt bucket {prompt}, {new_tokens} new tokens, "
+            f"KV cache {cfg.max_len} slots (prefill + decode loop of evaluation.decoding)"
+        )
         print_memory("eval decode", dmem, hbm, compile_s)
         reason = verdict("the evaluation decode", topology, dmem.total, hbm, args.min_headroom)
         if reason:
@@ -609,9 +725,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["stage_times"] = times
     result["mfu"] = args.mfu
     for t in times:
-        print(f"   {t['stage']}: {t['steps']} steps x {t['batch_size']} x {t['sequence_length']} = "
-              f"{t['tokens'] / 1e9:.2f}B token slots; {t['flops_per_token']:.3e} FLOPs/token (6N + attention, "
-              f"as the step time); {t['hours']:.1f} h at {args.mfu:.0%} MFU on {result['chips']} chips")
+        print(
+            f"   {t['stage']}: {t['steps']} steps x {t['batch_size']} x {t['sequence_length']} = "
+            f"{t['tokens'] / 1e9:.2f}B token slots; {t['flops_per_token']:.3e} FLOPs/token (6N + attention, "
+            f"as the step time); {t['hours']:.1f} h at {args.mfu:.0%} MFU on {result['chips']} chips"
+        )
     result["fits"] = not problems
     if args.json:
         write_json(args.json, result)
@@ -620,21 +738,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def report_max_batch(setup, platform: str, start_total: int,
-                     budget: int, min_headroom: float) -> BatchSearch:
+def report_max_batch(setup, platform: str, start_total: int, budget: int, min_headroom: float) -> BatchSearch:
     """Run `search_max_batch` from the configured batch and print its answer."""
     data, microbatches = setup.config.data, setup.config.num_microbatches
     granularity = batch_granularity(setup)
-    found = search_max_batch(lambda b: train_total_at(setup, b, platform),
-                             data.batch_size, start_total, granularity, budget)
+    found = search_max_batch(
+        lambda b: train_total_at(setup, b, platform), data.batch_size, start_total, granularity, budget
+    )
     shards = granularity // microbatches  # the batch mesh axes' size
     if found.batch_size is None:
         print(f"   largest global batch with {min_headroom:.0%} headroom: none (not even {granularity} rows)")
     else:
-        print(f"   largest global batch with {min_headroom:.0%} headroom: {found.batch_size} x "
-              f"{data.sequence_length} ({found.batch_size // shards} rows per batch shard), {gib(found.total)} "
-              f"per device; {found.batch_size + granularity} does not fit (steps of {granularity}; "
-              f"{len(found.compiled) - 1} more compiles)")
+        print(
+            f"   largest global batch with {min_headroom:.0%} headroom: {found.batch_size} x "
+            f"{data.sequence_length} ({found.batch_size // shards} rows per batch shard), {gib(found.total)} "
+            f"per device; {found.batch_size + granularity} does not fit (steps of {granularity}; "
+            f"{len(found.compiled) - 1} more compiles)"
+        )
     return found
 
 
@@ -643,8 +763,11 @@ def compile_failure(e: Exception, what: str, topology, tips: list[str]) -> Excep
     text = str(e)
     if "RESOURCE_EXHAUSTED" in text:  # XLA:TPU refuses to compile what cannot fit in HBM
         detail = text.split("RESOURCE_EXHAUSTED:", 1)[-1].strip().splitlines()[0]
-        return DoesNotFit(with_tips(f"{what} does not fit on {topology.accelerator}: the TPU compiler "
-                                    f"ran out of memory: {detail}", tips))
+        return DoesNotFit(
+            with_tips(
+                f"{what} does not fit on {topology.accelerator}: the TPU compiler ran out of memory: {detail}", tips
+            )
+        )
     if isinstance(e, NotImplementedError):
         return AotError(explain_kernel_error(e, f"compiling {what}"))
     if isinstance(e, (ValueError, TypeError)):
@@ -655,13 +778,17 @@ def compile_failure(e: Exception, what: str, topology, tips: list[str]) -> Excep
 def explain_kernel_error(e: Exception, when: str) -> str:
     text = str(e)
     if "automatically partitioned" in text:
-        return (f"{when}: {text}\n  A Mosaic (Pallas) kernel was called outside shard_map on a mesh of more than "
-                "one device (splash attention runs in shard_map under partitioning.mesh_context: "
-                "orca_jax/models/attention.py); this fails on a real TPU too. Or use model_config.overrides "
-                "attention_impl='xla'.")
+        return (
+            f"{when}: {text}\n  A Mosaic (Pallas) kernel was called outside shard_map on a mesh of more than "
+            "one device (splash attention runs in shard_map under partitioning.mesh_context: "
+            "orca_jax/models/attention.py); this fails on a real TPU too. Or use model_config.overrides "
+            "attention_impl='xla'."
+        )
     if "splash" in text:
-        return (f"{when}: {text}\n  The splash kernel needs a TPU and lengths divisible by 128; use "
-                "attention_impl='xla' for other shapes.")
+        return (
+            f"{when}: {text}\n  The splash kernel needs a TPU and lengths divisible by 128; use "
+            "attention_impl='xla' for other shapes."
+        )
     return f"{when}: {type(e).__name__}: {text}"
 
 
@@ -670,10 +797,14 @@ def with_tips(reason: str, tips: list[str]) -> str:
 
 
 def print_memory(what: str, m: Memory, hbm: int, compile_s: float) -> None:
-    print(f"   {what} per device: arguments {gib(m.arguments)}, outputs {gib(m.outputs)}, aliased {gib(m.aliased)}, "
-          f"temporaries {gib(m.temporaries)}, generated code {gib(m.generated_code)}")
-    print(f"   {what} total (arguments + temporaries + outputs - aliased): {gib(m.total)} of {gib(hbm)} HBM "
-          f"({m.total / hbm:.1%}; headroom {1 - m.total / hbm:.1%}); compiled in {compile_s:.1f} s")
+    print(
+        f"   {what} per device: arguments {gib(m.arguments)}, outputs {gib(m.outputs)}, aliased {gib(m.aliased)}, "
+        f"temporaries {gib(m.temporaries)}, generated code {gib(m.generated_code)}"
+    )
+    print(
+        f"   {what} total (arguments + temporaries + outputs - aliased): {gib(m.total)} of {gib(hbm)} HBM "
+        f"({m.total / hbm:.1%}; headroom {1 - m.total / hbm:.1%}); compiled in {compile_s:.1f} s"
+    )
 
 
 def write_json(path: str, result: dict[str, Any]) -> None:
@@ -695,8 +826,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DoesNotFit as e:
         print(f"DOES NOT FIT: {e}", file=sys.stderr)
         return DOES_NOT_FIT
-    print(f"OK: fits on {result['topology']} with at least {args.min_headroom:.0%} HBM headroom"
-          + (" (WARNING: host feeding, see above)" if result["host_feeding_problems"] else ""))
+    print(
+        f"OK: fits on {result['topology']} with at least {args.min_headroom:.0%} HBM headroom"
+        + (" (WARNING: host feeding, see above)" if result["host_feeding_problems"] else "")
+    )
     return FIT
 
 

@@ -72,7 +72,7 @@ import json
 import os
 import shlex
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from orca_jax import gin_utils
 from orca_jax.tools import gcs, topologies
@@ -85,9 +85,7 @@ REMOTE_SCRIPT = "orca-run.sh"  # in the worker's home
 TAR_EXCLUDES = (".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", ".ipynb_checkpoints")
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: the trainer saved and stopped on SIGTERM; rerun it
 SCRATCH_PRESETS = ("tiny", "tiny_gqa", "demo")  # models that may train from random weights unasked
-METADATA_WORKER_URL = (
-    "http://metadata.google.internal/computeMetadata/v1/instance/attributes/agent-worker-number"
-)
+METADATA_WORKER_URL = "http://metadata.google.internal/computeMetadata/v1/instance/attributes/agent-worker-number"
 
 # Node states (tpu-vm describe --format=value(state)) and queued-resource states.
 NODE_OK = {"READY"}
@@ -218,12 +216,19 @@ class TpuVm:
     def create_cmd(self) -> list[str]:
         c = self.cfg
         if c.queued:
-            cmd = [*self._qr("create", f"--node-id={c.tpu}", alpha=c.best_effort),
-                   f"--accelerator-type={c.accelerator}", f"--runtime-version={c.runtime_version}",
-                   *self._flags(spot=c.spot, best_effort=c.best_effort)]
+            cmd = [
+                *self._qr("create", f"--node-id={c.tpu}", alpha=c.best_effort),
+                f"--accelerator-type={c.accelerator}",
+                f"--runtime-version={c.runtime_version}",
+                *self._flags(spot=c.spot, best_effort=c.best_effort),
+            ]
         else:
-            cmd = [*self._node("create", c.tpu), f"--accelerator-type={c.accelerator}",
-                   f"--version={c.runtime_version}", *self._flags(spot=c.spot, preemptible=c.preemptible)]
+            cmd = [
+                *self._node("create", c.tpu),
+                f"--accelerator-type={c.accelerator}",
+                f"--version={c.runtime_version}",
+                *self._flags(spot=c.spot, preemptible=c.preemptible),
+            ]
         return cmd + list(c.create_flags)
 
     def delete_cmd(self) -> list[str]:
@@ -232,12 +237,19 @@ class TpuVm:
         return [*self._node("delete", self.cfg.tpu), "--quiet"]
 
     def ssh_cmd(self, command: str) -> list[str]:
-        return [*self._node("ssh", self.cfg.tpu), "--worker=all", *self._flags(internal_ip=self.cfg.internal_ip),
-                f"--command={command}"]
+        return [
+            *self._node("ssh", self.cfg.tpu),
+            "--worker=all",
+            *self._flags(internal_ip=self.cfg.internal_ip),
+            f"--command={command}",
+        ]
 
     def scp_cmd(self, local_path: str, remote_path: str) -> list[str]:
-        return [*self._node("scp", local_path, f"{self.cfg.tpu}:{remote_path}"), "--worker=all",
-                *self._flags(internal_ip=self.cfg.internal_ip)]
+        return [
+            *self._node("scp", local_path, f"{self.cfg.tpu}:{remote_path}"),
+            "--worker=all",
+            *self._flags(internal_ip=self.cfg.internal_ip),
+        ]
 
     # -- state ----------------------------------------------------------------------------
     def _query_state(self, cmd: list[str]) -> str:
@@ -332,18 +344,28 @@ def tar_cmd(repo_root: str, out_path: str) -> list[str]:
         return ["tar", "-czf", out_path, *[f"--exclude={p}" for p in TAR_EXCLUDES], "-C", repo_root, "."]
     q = shlex.quote
     # --ignore-failed-read: a tracked file deleted in the work tree is left out, not an error.
-    return ["bash", "-c", f"set -o pipefail; git -C {q(repo_root)} ls-files -z --cached --others --exclude-standard"
-                          f" | tar -C {q(repo_root)} -czf {q(out_path)} --null --ignore-failed-read -T -"]
+    return [
+        "bash",
+        "-c",
+        f"set -o pipefail; git -C {q(repo_root)} ls-files -z --cached --others --exclude-standard"
+        f" | tar -C {q(repo_root)} -czf {q(out_path)} --null --ignore-failed-read -T -",
+    ]
 
 
 def install_command(code: CodeSource) -> str:
-    pip = f'python3 -m pip install -q -e ".[{code.pip_extras}]"' if code.pip_extras else "python3 -m pip install -q -e ."
+    pip = (
+        f'python3 -m pip install -q -e ".[{code.pip_extras}]"' if code.pip_extras else "python3 -m pip install -q -e ."
+    )
     if code.mode == "git":
-        fetch = (f"rm -rf {REMOTE_DIR} && git clone -q {shlex.quote(code.git_url or '')} {REMOTE_DIR} && "
-                 f"cd {REMOTE_DIR} && git checkout -q {shlex.quote(code.git_ref or 'HEAD')}")
+        fetch = (
+            f"rm -rf {REMOTE_DIR} && git clone -q {shlex.quote(code.git_url or '')} {REMOTE_DIR} && "
+            f"cd {REMOTE_DIR} && git checkout -q {shlex.quote(code.git_ref or 'HEAD')}"
+        )
     else:
-        fetch = (f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR} && tar -xzf ~/{REMOTE_TARBALL} -C {REMOTE_DIR} && "
-                 f"cd {REMOTE_DIR}")
+        fetch = (
+            f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR} && tar -xzf ~/{REMOTE_TARBALL} -C {REMOTE_DIR} && "
+            f"cd {REMOTE_DIR}"
+        )
     return f"set -e; {fetch} && {pip}"
 
 
@@ -353,9 +375,11 @@ STOP_GRACE_S = 60  # a trainer sent SIGTERM saves a checkpoint at its current st
 def stop_command() -> str:
     """Stop the process group of a run started earlier on this worker (no-op if none): SIGTERM,
     wait up to STOP_GRACE_S for its preemption checkpoint, then SIGKILL what is left."""
-    return ("if [ -f ~/orca-run.pid ]; then pg=$(cat ~/orca-run.pid); kill -TERM -- -$pg 2>/dev/null; "
-            f"for i in $(seq {STOP_GRACE_S}); do kill -0 -- -$pg 2>/dev/null || break; sleep 1; done; "
-            "kill -KILL -- -$pg 2>/dev/null; rm -f ~/orca-run.pid; fi")
+    return (
+        "if [ -f ~/orca-run.pid ]; then pg=$(cat ~/orca-run.pid); kill -TERM -- -$pg 2>/dev/null; "
+        f"for i in $(seq {STOP_GRACE_S}); do kill -0 -- -$pg 2>/dev/null || break; sleep 1; done; "
+        "kill -KILL -- -$pg 2>/dev/null; rm -f ~/orca-run.pid; fi"
+    )
 
 
 def start_command() -> str:
@@ -436,8 +460,14 @@ def launch_record(dep: Deployment) -> str:
 class Launcher:
     """Brings a Deployment up: slice, code, script, start; and keeps it up (`watch`)."""
 
-    def __init__(self, runner: Runner, *, ready_poll_s: float = 30.0, ready_timeout_s: float = 0,
-                 exit_code_reader: Callable[[str], int | None] | None = None):
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        ready_poll_s: float = 30.0,
+        ready_timeout_s: float = 0,
+        exit_code_reader: Callable[[str], int | None] | None = None,
+    ):
         self.runner = runner
         self.ready_poll_s = ready_poll_s
         self.ready_timeout_s = ready_timeout_s
@@ -528,8 +558,11 @@ class Launcher:
                     if not failed:
                         continue  # training
                     name, code = failed[0]
-                    reason = (f"trainer stopped on SIGTERM after saving (exit code {code}) ({name})"
-                              if code == PREEMPTED_EXIT_CODE else f"trainer exited with code {code} ({name})")
+                    reason = (
+                        f"trainer stopped on SIGTERM after saving (exit code {code}) ({name})"
+                        if code == PREEMPTED_EXIT_CODE
+                        else f"trainer exited with code {code} ({name})"
+                    )
                 elif self.vm(dep).is_waiting(state):
                     continue
                 else:
@@ -568,8 +601,12 @@ def add_slice_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--queued", action="store_true", help="create through a queued resource")
     g.add_argument("--best_effort", action="store_true", help="queued resource with --best-effort (gcloud alpha)")
     g.add_argument("--queued_resource_id", default=None, help="default: <tpu>-qr")
-    g.add_argument("--create_flag", action="append", default=[],
-                   help="extra flag for the create command, e.g. --create_flag=--network=my-net (repeatable)")
+    g.add_argument(
+        "--create_flag",
+        action="append",
+        default=[],
+        help="extra flag for the create command, e.g. --create_flag=--network=my-net (repeatable)",
+    )
     g.add_argument("--internal_ip", action="store_true", help="ssh/scp with --internal-ip")
     c = parser.add_argument_group("code and environment")
     c.add_argument("--code", choices=["local", "git"], default="local")
@@ -587,8 +624,11 @@ def add_slice_flags(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--launch_id", default=None, help="default: UTC time, e.g. 20240101-120000")
     r.add_argument("--rerun_finished", action="store_true", help="rerun jobs whose exit code is already 0")
     r.add_argument("--dry_run", action="store_true", help="print every command; run nothing")
-    r.add_argument("--from_scratch", action="store_true",
-                   help="allow a model larger than the test presets to train from random weights (no INIT_FROM)")
+    r.add_argument(
+        "--from_scratch",
+        action="store_true",
+        help="allow a model larger than the test presets to train from random weights (no INIT_FROM)",
+    )
 
 
 def slice_argv(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
@@ -636,10 +676,17 @@ def slice_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     if args.spot and (args.preemptible or args.best_effort):
         parser.error("choose one of --spot, --preemptible, --best_effort")
     return SliceConfig(
-        tpu=args.tpu, zone=args.zone, project=args.project, accelerator=topo.accelerator,
-        runtime_version=args.runtime_version or topo.runtime_version, spot=args.spot,
-        preemptible=args.preemptible, queued=args.queued, best_effort=args.best_effort,
-        queued_resource_id=args.queued_resource_id, create_flags=list(args.create_flag),
+        tpu=args.tpu,
+        zone=args.zone,
+        project=args.project,
+        accelerator=topo.accelerator,
+        runtime_version=args.runtime_version or topo.runtime_version,
+        spot=args.spot,
+        preemptible=args.preemptible,
+        queued=args.queued,
+        best_effort=args.best_effort,
+        queued_resource_id=args.queued_resource_id,
+        create_flags=list(args.create_flag),
         internal_ip=args.internal_ip,
     )
 
@@ -667,19 +714,24 @@ def check_model_dir(path: str, flag: str, parser: argparse.ArgumentParser) -> st
 
 
 def default_launch_id() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m orca_jax.tools.launch",
         description="Launch orca-jax training on a Cloud TPU VM slice. Extra --gin.NAME=VALUE "
-                    "arguments are passed to the trainer.",
+        "arguments are passed to the trainer.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_slice_flags(parser)
-    parser.add_argument("--gin_file", action="append", default=[], required=True,
-                        help="gin file, relative to the repo root (repeatable)")
+    parser.add_argument(
+        "--gin_file",
+        action="append",
+        default=[],
+        required=True,
+        help="gin file, relative to the repo root (repeatable)",
+    )
     parser.add_argument("--model_dir", required=True, help="gs:// run directory (MODEL_DIR)")
     parser.add_argument("--run_name", default=None, help="default: the model_dir's last component")
     return parser
@@ -717,6 +769,7 @@ def read_run_config(job: TrainJob, repo_root: str) -> RunSummary:
     import gin
 
     from orca_jax.training import trainer
+
     bindings = [gin_utils.binding(k, v) for k, v in job.gin_bindings]
     bindings.append(f"MODEL_DIR = {gin_str(job.model_dir)}")
     try:
@@ -725,8 +778,9 @@ def read_run_config(job: TrainJob, repo_root: str) -> RunSummary:
         first = run.stages[0]
         trainer.validate(stages[first], first)
     except Exception as e:  # gin raises ValueError, IOError, KeyError...: all mean the same here
-        raise LaunchError(f"{job.name}: the gin config ({', '.join(job.gin_files)} and the --gin bindings) "
-                          f"does not parse: {e}") from e
+        raise LaunchError(
+            f"{job.name}: the gin config ({', '.join(job.gin_files)} and the --gin bindings) does not parse: {e}"
+        ) from e
     finally:
         gin.clear_config()
     config = stages[first]
@@ -736,8 +790,11 @@ def read_run_config(job: TrainJob, repo_root: str) -> RunSummary:
 def preset_name(model) -> str:
     """The name of the preset `model` has the parameters of, else its size."""
     from orca_jax.models.presets import PRESETS
-    return next((name for name, preset in PRESETS.items() if preset.num_params() == model.num_params()),
-                f"{model.num_params() / 1e9:.2f}B-parameter")
+
+    return next(
+        (name for name, preset in PRESETS.items() if preset.num_params() == model.num_params()),
+        f"{model.num_params() / 1e9:.2f}B-parameter",
+    )
 
 
 def check_init_from(job: TrainJob, cfg: RunSummary, from_scratch: bool) -> None:
@@ -747,7 +804,8 @@ def check_init_from(job: TrainJob, cfg: RunSummary, from_scratch: bool) -> None:
     raise LaunchError(
         f"{job.name}: {cfg.first_stage} would train the {cfg.preset} model from random initialisation "
         "(INIT_FROM is not set). Pass --gin.INIT_FROM=gs://BUCKET/llama13b_converted (a checkpoint written by "
-        "`python -m orca_jax.convert import_hf`), or --from_scratch to train from random weights on purpose.")
+        "`python -m orca_jax.convert import_hf`), or --from_scratch to train from random weights on purpose."
+    )
 
 
 def check_path_exists(path: str, what: str, runner: Runner) -> None:
@@ -789,15 +847,30 @@ def make_runner(dry_run: bool) -> Runner:
     return DryRunRunner() if dry_run else SubprocessRunner()
 
 
-def deployment_from_args(args: argparse.Namespace, slice_cfg: SliceConfig, jobs: list[TrainJob], code: CodeSource,
-                         env: list[tuple[str, str]], launch_id: str) -> Deployment:
+def deployment_from_args(
+    args: argparse.Namespace,
+    slice_cfg: SliceConfig,
+    jobs: list[TrainJob],
+    code: CodeSource,
+    env: list[tuple[str, str]],
+    launch_id: str,
+) -> Deployment:
     """A Deployment of `jobs` on `slice_cfg`, with the per-launch flags of `args`."""
-    return Deployment(slice=slice_cfg, jobs=jobs, code=code, data_dir=args.data_dir, env=env, launch_id=launch_id,
-                      skip_install=args.skip_install, rerun_finished=args.rerun_finished)
+    return Deployment(
+        slice=slice_cfg,
+        jobs=jobs,
+        code=code,
+        data_dir=args.data_dir,
+        env=env,
+        launch_id=launch_id,
+        skip_install=args.skip_install,
+        rerun_finished=args.rerun_finished,
+    )
 
 
-def deploy_and_watch(deps: Sequence[Deployment], args: argparse.Namespace, runner: Runner,
-                     after_first: Callable[[], None] | None = None) -> int:
+def deploy_and_watch(
+    deps: Sequence[Deployment], args: argparse.Namespace, runner: Runner, after_first: Callable[[], None] | None = None
+) -> int:
     """Bring `deps` up, then (--restart_on_preemption) keep them up; the exit status."""
     launcher = Launcher(runner, ready_timeout_s=args.ready_timeout)
     try:
@@ -818,10 +891,21 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
     model_dir = check_model_dir(args.model_dir, "--model_dir", parser)
     slice_cfg = slice_from_args(args, parser)
     topo = topologies.get_topology(slice_cfg.accelerator)
-    job = TrainJob(args.run_name or os.path.basename(model_dir), model_dir, list(args.gin_file), bindings,
-                   distributed=topo.multi_host)
-    dep = deployment_from_args(args, slice_cfg, [job], code_from_args(args, parser), env_from_args(args, parser),
-                               args.launch_id or default_launch_id())
+    job = TrainJob(
+        args.run_name or os.path.basename(model_dir),
+        model_dir,
+        list(args.gin_file),
+        bindings,
+        distributed=topo.multi_host,
+    )
+    dep = deployment_from_args(
+        args,
+        slice_cfg,
+        [job],
+        code_from_args(args, parser),
+        env_from_args(args, parser),
+        args.launch_id or default_launch_id(),
+    )
     runner = runner or make_runner(args.dry_run)
     runner.note(
         f"{dep.slice.tpu}: {topo.accelerator} = {topo.num_chips} chips on {topo.num_hosts} host(s), "

@@ -16,7 +16,8 @@ import shlex
 import subprocess
 import sys
 import time
-from typing import Callable, Sequence, TextIO
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from orca_jax.tools import gcs
 

@@ -57,7 +57,8 @@ import os
 import re
 import runpy
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from orca_jax.tools import gcs, hyper, topologies
 from orca_jax.tools import launch as launch_lib
@@ -232,11 +233,15 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
 
     runner = runner or launch_lib.make_runner(args.dry_run)
     out = runner.stream if isinstance(runner, DryRunRunner) else sys.stdout
-    where = (f"one slice per run ({base_slice.accelerator}, named {base_slice.tpu}-<i>)" if args.mode == "parallel"
-             else f"one after the other on {base_slice.tpu} ({base_slice.accelerator})")
+    where = (
+        f"one slice per run ({base_slice.accelerator}, named {base_slice.tpu}-<i>)"
+        if args.mode == "parallel"
+        else f"one after the other on {base_slice.tpu} ({base_slice.accelerator})"
+    )
     print(describe_runs(sweep, runs, f"{args.mode}: {where}, launcher {launcher_kind}"), file=out, flush=True)
-    everything = launch_lib.Deployment(slice=base_slice, jobs=[run.job(gin_files) for run in runs], code=code,
-                                       data_dir=args.data_dir)
+    everything = launch_lib.Deployment(
+        slice=base_slice, jobs=[run.job(gin_files) for run in runs], code=code, data_dir=args.data_dir
+    )
     try:  # every run's gin config, INIT_FROM and --data_dir, before any slice is created
         launch_lib.preflight(everything, runner, from_scratch=args.from_scratch)
     except launch_lib.LaunchError as e:
@@ -246,10 +251,15 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
         common_flags = launch_lib.slice_argv(args, parser)
         argvs = []
         for run in runs:
-            argv = [f"--tpu={run_tpu_name(args.tpu, run.index)}", *common_flags,
-                    *[f"--gin_file={f}" for f in gin_files], f"--model_dir={run.model_dir}",
-                    f"--run_name={run.name}", f"--launch_id={launch_id}",
-                    *[f"--gin.{k}={v}" for k, v in run.bindings]]
+            argv = [
+                f"--tpu={run_tpu_name(args.tpu, run.index)}",
+                *common_flags,
+                *[f"--gin_file={f}" for f in gin_files],
+                f"--model_dir={run.model_dir}",
+                f"--run_name={run.name}",
+                f"--launch_id={launch_id}",
+                *[f"--gin.{k}={v}" for k, v in run.bindings],
+            ]
             argvs.append(argv)
         if runner.dry_run:
             runner.note(f"would create xmanager experiment {sweep.name!r} (xm_local) with {len(runs)} work unit(s):")
@@ -260,8 +270,9 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
         return 0
 
     def deployment(tpu: str, jobs: list[launch_lib.TrainJob]) -> launch_lib.Deployment:
-        slice_cfg = dataclasses.replace(base_slice, tpu=tpu,
-                                        queued_resource_id=None if args.mode == "parallel" else base_slice.queued_resource_id)
+        slice_cfg = dataclasses.replace(
+            base_slice, tpu=tpu, queued_resource_id=None if args.mode == "parallel" else base_slice.queued_resource_id
+        )
         return launch_lib.deployment_from_args(args, slice_cfg, jobs, code, env, launch_id)
 
     multi_host = topologies.get_topology(base_slice.accelerator).multi_host

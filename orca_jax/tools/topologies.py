@@ -87,7 +87,9 @@ def _peak(family: str) -> float:
 FAMILIES: dict[str, Family] = {
     "v4": Family("v4", "v4", "tpu-ubuntu2204-base", 2, True, 32 * GiB, _peak("v4"), "v4", "megacore", 3, 4096),
     "v5p": Family("v5p", "v5p", "v2-alpha-tpuv5", 2, True, 95 * GiB, _peak("v5p"), "v5p", "megacore", 3, 8960),
-    "v5e": Family("v5e", "v5litepod", "v2-alpha-tpuv5-lite", 1, False, 16 * GiB, _peak("v5e"), "v5e", "default", 2, 256),
+    "v5e": Family(
+        "v5e", "v5litepod", "v2-alpha-tpuv5-lite", 1, False, 16 * GiB, _peak("v5e"), "v5e", "default", 2, 256
+    ),
     "v6e": Family("v6e", "v6e", "v2-alpha-tpuv6e", 1, False, 32 * GiB, _peak("v6e"), "v6e", "default", 2, 256),
 }
 

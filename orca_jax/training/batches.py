@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import gin
 import numpy as np
 
-FEATURES = ("decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights",
-            "decoder_segment_ids", "decoder_positions")
+FEATURES = (
+    "decoder_input_tokens",
+    "decoder_target_tokens",
+    "decoder_loss_weights",
+    "decoder_segment_ids",
+    "decoder_positions",
+)
 
 Batch = dict[str, np.ndarray]
 
@@ -66,22 +72,36 @@ class DataConfig:
         return self.batch_size, self.sequence_length
 
 
-def make_batches(data: DataConfig, *, seed: int = 0, process_index: int | None = None,
-                 process_count: int | None = None) -> BatchIterator:
+def make_batches(
+    data: DataConfig, *, seed: int = 0, process_index: int | None = None, process_count: int | None = None
+) -> BatchIterator:
     """The host's batch iterator over `data` ("synthetic*" or a SeqIO name).
 
     The iterator yields rows of the global batch for data shard `process_index` of
     `process_count` (the trainer derives both from the mesh).
     """
     if data.mixture_or_task_name.startswith("synthetic"):
-        return SyntheticBatches(data.sequence_length, data.batch_size, seed=seed, num_epochs=data.num_epochs,
-                                process_index=process_index or 0, process_count=process_count or 1)
+        return SyntheticBatches(
+            data.sequence_length,
+            data.batch_size,
+            seed=seed,
+            num_epochs=data.num_epochs,
+            process_index=process_index or 0,
+            process_count=process_count or 1,
+        )
     # Imported lazily: the data stack (its configurables are registered by gin_utils, and a
     # gin file's `import tasks` registers the tasks').
     from orca_jax.data import pipeline
-    return pipeline.make_batch_iterator(data.mixture_or_task_name, data.sequence_length, data.batch_size,
-                                        seed=seed, num_epochs=data.num_epochs, process_index=process_index,
-                                        process_count=process_count)
+
+    return pipeline.make_batch_iterator(
+        data.mixture_or_task_name,
+        data.sequence_length,
+        data.batch_size,
+        seed=seed,
+        num_epochs=data.num_epochs,
+        process_index=process_index,
+        process_count=process_count,
+    )
 
 
 @gin.configurable
@@ -100,10 +120,21 @@ class SyntheticBatches:
     restores exactly the batches that follow it.
     """
 
-    def __init__(self, sequence_length: int, batch_size: int, *, seed: int = 0,
-                 num_epochs: int | None = None, shuffle: bool = True, process_index: int = 0,
-                 process_count: int = 1, num_examples: int = 1024, num_symbols: int = 16,
-                 max_prompt_length: int | None = None, delay_s: float = 0.0):
+    def __init__(
+        self,
+        sequence_length: int,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        num_epochs: int | None = None,
+        shuffle: bool = True,
+        process_index: int = 0,
+        process_count: int = 1,
+        num_examples: int = 1024,
+        num_symbols: int = 16,
+        max_prompt_length: int | None = None,
+        delay_s: float = 0.0,
+    ):
         """`num_examples` per epoch; symbols are token ids 3..3+num_symbols; prompts have
         1..max_prompt_length symbols (default sequence_length // 4); `delay_s` sleeps before
         each batch (to simulate a slow pipeline in tests)."""
@@ -115,7 +146,9 @@ class SyntheticBatches:
         self.num_examples, self.num_symbols = num_examples, num_symbols
         self.max_prompt_length = max_prompt_length or max(1, (sequence_length - 2) // 4)
         if 2 * self.max_prompt_length + 1 > sequence_length:
-            raise ValueError(f"max_prompt_length {self.max_prompt_length} does not fit sequence_length {sequence_length}")
+            raise ValueError(
+                f"max_prompt_length {self.max_prompt_length} does not fit sequence_length {sequence_length}"
+            )
         self.delay_s = delay_s
         self.epoch, self.cursor = 0, 0
         self._stats = {"examples": 0, "real_tokens": 0, "padded_slots": 0, "bad_rows": 0, "dropped": 0}
@@ -135,7 +168,7 @@ class SyntheticBatches:
             return np.arange(self.num_examples)
         return np.random.default_rng([self.seed, 1 << 20, epoch]).permutation(self.num_examples)
 
-    def __iter__(self) -> "SyntheticBatches":
+    def __iter__(self) -> SyntheticBatches:
         return self
 
     def __next__(self) -> Batch:
@@ -150,7 +183,7 @@ class SyntheticBatches:
             rows.append(row)
         self.epoch, self.cursor = epoch, cursor
         share = self.batch_size // self.process_count
-        mine = rows[self.process_index * share:(self.process_index + 1) * share]
+        mine = rows[self.process_index * share : (self.process_index + 1) * share]
         batch = {k: np.stack([r[k] for r in mine]) for k in FEATURES}
         self._count(batch)
         return batch

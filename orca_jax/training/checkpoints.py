@@ -59,12 +59,12 @@ class ShapeMismatchError(ValueError):
 class Checkpointer:
     """The train state and data position of one stage, saved every N steps under `directory`."""
 
-    def __init__(self, directory: str, *, save_every_steps: int = 1000, keep: int | None = 3,
-                 async_save: bool = True):
+    def __init__(self, directory: str, *, save_every_steps: int = 1000, keep: int | None = 3, async_save: bool = True):
         """See trainer.CheckpointConfig for the arguments."""
         self.save_every_steps = save_every_steps
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True)
+            max_to_keep=keep, enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True
+        )
         self.manager = ocp.CheckpointManager(epath.Path(directory), options=options)
 
     def latest_step(self) -> int | None:
@@ -81,22 +81,26 @@ class Checkpointer:
         per_process = _allgather_json(data_state)
         args = ocp.args.Composite(
             params=ocp.args.StandardSave(state.params),
-            train_state=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state,
-                                               "rng": state.rng}),
-            data_iterator=ocp.args.JsonSave({"process_count": len(per_process), "per_process": per_process}))
+            train_state=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state, "rng": state.rng}),
+            data_iterator=ocp.args.JsonSave({"process_count": len(per_process), "per_process": per_process}),
+        )
         self.manager.save(step, args=args, force=True)
 
     def restore(self, step: int, abstract: TrainState) -> tuple[TrainState, dict[str, Any]]:
         """The state saved at `step` placed like `abstract`, and this host's data position."""
         rest = {"step": abstract.step, "opt_state": abstract.opt_state, "rng": abstract.rng}
-        args = ocp.args.Composite(params=ocp.args.StandardRestore(abstract.params),
-                                  train_state=ocp.args.StandardRestore(rest),
-                                  data_iterator=ocp.args.JsonRestore())
+        args = ocp.args.Composite(
+            params=ocp.args.StandardRestore(abstract.params),
+            train_state=ocp.args.StandardRestore(rest),
+            data_iterator=ocp.args.JsonRestore(),
+        )
         out = self.manager.restore(step, args=args)
         data = out.data_iterator
         if data["process_count"] != jax.process_count():
-            raise ValueError(f"checkpoint step {step} was saved by {data['process_count']} processes; "
-                             f"this run has {jax.process_count()}: the data position cannot be mapped")
+            raise ValueError(
+                f"checkpoint step {step} was saved by {data['process_count']} processes; "
+                f"this run has {jax.process_count()}: the data position cannot be mapped"
+            )
         ts = out.train_state
         state = TrainState(step=ts["step"], params=out.params, opt_state=ts["opt_state"], rng=ts["rng"])
         return state, data["per_process"][jax.process_index()]
@@ -116,12 +120,13 @@ def _allgather_json(obj: Any) -> list[Any]:
     data = np.frombuffer(json.dumps(obj).encode(), np.uint8)
     lengths = np.asarray(multihost_utils.process_allgather(np.array([data.size], np.int32))).reshape(-1)
     padded = np.zeros(int(lengths.max()), np.uint8)
-    padded[:data.size] = data
+    padded[: data.size] = data
     gathered = np.asarray(multihost_utils.process_allgather(padded))
     return [json.loads(bytes(gathered[i, :n])) for i, n in enumerate(lengths)]
 
 
 # -- directory files -------------------------------------------------------------------------
+
 
 def _abs(path: str) -> epath.Path:
     """Orbax wants absolute local paths; gs:// and other URLs are left alone."""
@@ -136,8 +141,15 @@ def save_model_config(directory: str, config: LlamaConfig) -> None:
         (path / MODEL_CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=2))
 
 
-def save_converted(out_dir: str, params: dict, config: LlamaConfig, card: dict[str, Any], *,
-                   hf_config: dict | None = None, overwrite: bool = False) -> None:
+def save_converted(
+    out_dir: str,
+    params: dict,
+    config: LlamaConfig,
+    card: dict[str, Any],
+    *,
+    hf_config: dict | None = None,
+    overwrite: bool = False,
+) -> None:
     """Write a converted checkpoint: `params` (unboxed dict), its config, its model card and the
     source `hf_config` (layout in the module doc; single process)."""
     out = _abs(out_dir)
@@ -177,7 +189,8 @@ def find_params_dir(checkpoint: str) -> epath.Path:
         return path
     raise FileNotFoundError(
         f"no checkpoint at {checkpoint!r}: expected <dir>/params (a converted or step directory), "
-        f"<dir>/{CHECKPOINTS_DIR}/<step>/params (a stage run directory with a complete step) or an orbax item")
+        f"<dir>/{CHECKPOINTS_DIR}/<step>/params (a stage run directory with a complete step) or an orbax item"
+    )
 
 
 def load_model_config(checkpoint: str) -> LlamaConfig | None:
@@ -205,6 +218,7 @@ def load_hf_config(checkpoint: str) -> dict | None:
 
 # -- params: shapes, layout, loading -----------------------------------------------------------
 
+
 def param_shapes(config: LlamaConfig) -> Any:
     """The unboxed param tree of `Llama(config)` as jax.ShapeDtypeStruct (nothing allocated)."""
     return nn.unbox(abstract_boxed_params(config))
@@ -212,6 +226,7 @@ def param_shapes(config: LlamaConfig) -> Any:
 
 def compare_shapes(got: Any, want: Any, got_what: str = "checkpoint", want_what: str = "config") -> None:
     """Raise ShapeMismatchError naming the tensors missing, unexpected or shaped differently in `got`."""
+
     def flat(tree):
         leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))[0]
         return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape) for path, leaf in leaves}
@@ -220,8 +235,10 @@ def compare_shapes(got: Any, want: Any, got_what: str = "checkpoint", want_what:
     missing = sorted(set(want_flat) - set(got_flat))
     unexpected = sorted(set(got_flat) - set(want_flat))
     if missing or unexpected:
-        raise ShapeMismatchError(f"{got_what} does not have the {want_what}'s params: missing {missing[:8]}, "
-                                 f"unexpected {unexpected[:8]} (scanned vs unrolled layout?)")
+        raise ShapeMismatchError(
+            f"{got_what} does not have the {want_what}'s params: missing {missing[:8]}, "
+            f"unexpected {unexpected[:8]} (scanned vs unrolled layout?)"
+        )
     for path, shape in want_flat.items():
         if got_flat[path] != shape:
             raise ShapeMismatchError(f"tensor {path}: {got_what} shape {got_flat[path]} != {want_what} shape {shape}")
@@ -255,11 +272,16 @@ def check_same_shapes(expected: LlamaConfig, recorded: LlamaConfig | None, check
     """Raise ShapeMismatchError naming the fields where a checkpoint's recorded model differs in shape."""
     if recorded is None:
         return
-    diff = {f: (getattr(recorded, f), getattr(expected, f)) for f in SHAPE_FIELDS
-            if getattr(recorded, f) != getattr(expected, f)}
+    diff = {
+        f: (getattr(recorded, f), getattr(expected, f))
+        for f in SHAPE_FIELDS
+        if getattr(recorded, f) != getattr(expected, f)
+    }
     if diff:
-        raise ShapeMismatchError(f"checkpoint {checkpoint!r} holds a different model: "
-                                 + ", ".join(f"{k}={a} (checkpoint) vs {b} (config)" for k, (a, b) in diff.items()))
+        raise ShapeMismatchError(
+            f"checkpoint {checkpoint!r} holds a different model: "
+            + ", ".join(f"{k}={a} (checkpoint) vs {b} (config)" for k, (a, b) in diff.items())
+        )
 
 
 def _stored_shapes(params_dir: epath.Path) -> Any:
@@ -269,8 +291,12 @@ def _stored_shapes(params_dir: epath.Path) -> Any:
     return ocp.StandardCheckpointHandler().metadata(params_dir).tree
 
 
-def load_params(checkpoint: str, config: LlamaConfig | None = None, mesh: Mesh | None = None,
-                rules: partitioning.Rules | None = None) -> Any:
+def load_params(
+    checkpoint: str,
+    config: LlamaConfig | None = None,
+    mesh: Mesh | None = None,
+    rules: partitioning.Rules | None = None,
+) -> Any:
     """The unboxed params dict of `checkpoint`, placed with `mesh`'s shardings.
 
     Args:

@@ -41,15 +41,19 @@ def host_data_shard(sharding: NamedSharding, global_shape: tuple[int, ...]) -> t
     sizes = {sum(stop - start for start, stop in shard) for shard in shards}
     rows = sorted(row for shard in shards for start, stop in shard for row in range(start, stop))
     if len(sizes) > 1 or rows != list(range(global_shape[0])):
-        raise ValueError(f"this host's devices hold batch rows {list(mine)} of {global_shape[0]}; the hosts' "
-                         "rows are not disjoint equal shards: use a mesh whose batch axes split evenly over hosts")
+        raise ValueError(
+            f"this host's devices hold batch rows {list(mine)} of {global_shape[0]}; the hosts' "
+            "rows are not disjoint equal shards: use a mesh whose batch axes split evenly over hosts"
+        )
     return shards.index(mine), len(shards)
 
 
 def to_global(batch: Batch, sharding: NamedSharding, global_batch_size: int) -> dict[str, jax.Array]:
     """Global arrays `[global_batch, length]` from this host's rows (its row blocks, in order)."""
+
     def one(x: np.ndarray) -> jax.Array:
         return jax.make_array_from_process_local_data(sharding, x, (global_batch_size, *x.shape[1:]))
+
     return {k: one(v) for k, v in batch.items()}
 
 
@@ -63,12 +67,12 @@ class Prefetcher:
     to checkpoint once the step has consumed the batch (the iterator itself runs ahead).
     """
 
-    def __init__(self, iterator: BatchIterator, sharding: NamedSharding, global_batch_size: int,
-                 depth: int = 2):
+    def __init__(self, iterator: BatchIterator, sharding: NamedSharding, global_batch_size: int, depth: int = 2):
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(iterator, sharding, global_batch_size),
-                                        daemon=True, name="prefetch")
+        self._thread = threading.Thread(
+            target=self._run, args=(iterator, sharding, global_batch_size), daemon=True, name="prefetch"
+        )
         self._thread.start()
 
     def _run(self, iterator: BatchIterator, sharding: NamedSharding, global_batch_size: int) -> None:

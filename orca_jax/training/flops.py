@@ -18,14 +18,14 @@ CPU_HOST_PEAK = (os.cpu_count() or 1) * 2.5e9 * 64
 # Dense bf16 peak FLOP/s per device (one chip; for TPU v4/v5p a "device" is one chip's
 # megacore), matched as a case-insensitive substring of `device.device_kind`, first match wins.
 PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
-    ("v6", 918e12),        # TPU v6e (Trillium)
-    ("v5p", 459e12),       # TPU v5p
-    ("v5 lite", 197e12),   # TPU v5e reports "TPU v5 lite"
+    ("v6", 918e12),  # TPU v6e (Trillium)
+    ("v5p", 459e12),  # TPU v5p
+    ("v5 lite", 197e12),  # TPU v5e reports "TPU v5 lite"
     ("v5e", 197e12),
-    ("v4", 275e12),        # TPU v4
-    ("h200", 989e12),      # NVIDIA H200 SXM, dense
-    ("h100", 989e12),      # NVIDIA H100 SXM, dense (PCIe is lower: 756e12)
-    ("a100", 312e12),      # NVIDIA A100
+    ("v4", 275e12),  # TPU v4
+    ("h200", 989e12),  # NVIDIA H200 SXM, dense
+    ("h100", 989e12),  # NVIDIA H100 SXM, dense (PCIe is lower: 756e12)
+    ("a100", 312e12),  # NVIDIA A100
     ("cpu", CPU_HOST_PEAK),  # nominal, see CPU_HOST_PEAK; shared by the host's CPU devices
 )
 
@@ -47,8 +47,9 @@ def match_peak(kind: str) -> tuple[str | None, float | None]:
     return None, None
 
 
-def mfu(flops_per_token: float, slots_per_second: float, num_devices: int,
-        peak_per_device: float | None) -> float | None:
+def mfu(
+    flops_per_token: float, slots_per_second: float, num_devices: int, peak_per_device: float | None
+) -> float | None:
     """Model FLOPs utilisation in [0, 1], or None when the peak is unknown."""
     if not peak_per_device:
         return None

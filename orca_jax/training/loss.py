@@ -39,16 +39,18 @@ def token_losses(logits: jax.Array, targets: jax.Array, z_loss: float) -> tuple[
     return ce, ce + z_loss * jnp.square(lse)
 
 
-def weighted_sums(logits: jax.Array, targets: jax.Array, weights: jax.Array,
-                  z_loss: float) -> tuple[jax.Array, jax.Array]:
+def weighted_sums(
+    logits: jax.Array, targets: jax.Array, weights: jax.Array, z_loss: float
+) -> tuple[jax.Array, jax.Array]:
     """(sum of the loss, sum of the cross-entropy) over tokens with weight > 0."""
     ce, total = token_losses(logits, targets, z_loss)
     w = weights.astype(jnp.float32)
     return jnp.sum(total * w), jnp.sum(ce * w)
 
 
-def loss_sums(params: Any, model: Llama, batch: dict[str, jax.Array],
-              config: LossConfig) -> tuple[jax.Array, jax.Array]:
+def loss_sums(
+    params: Any, model: Llama, batch: dict[str, jax.Array], config: LossConfig
+) -> tuple[jax.Array, jax.Array]:
     """(loss sum, cross-entropy sum) of `model` on `batch` (the batch contract)."""
     args = (batch["decoder_input_tokens"], batch["decoder_positions"], batch["decoder_segment_ids"])
     targets, weights = batch["decoder_target_tokens"], batch["decoder_loss_weights"]
@@ -59,8 +61,9 @@ def loss_sums(params: Any, model: Llama, batch: dict[str, jax.Array],
     return chunked_sums(params, model, hidden, targets, weights, config)
 
 
-def chunked_sums(params: Any, model: Llama, hidden: jax.Array, targets: jax.Array,
-                 weights: jax.Array, config: LossConfig) -> tuple[jax.Array, jax.Array]:
+def chunked_sums(
+    params: Any, model: Llama, hidden: jax.Array, targets: jax.Array, weights: jax.Array, config: LossConfig
+) -> tuple[jax.Array, jax.Array]:
     """`weighted_sums` over sequence chunks with lax.map; each chunk's logits are recomputed
     in the backward pass (jax.checkpoint), so only one chunk's fp32 logits are live."""
     b, length, d = hidden.shape

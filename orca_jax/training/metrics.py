@@ -35,8 +35,9 @@ class Window:
         self.steps.append(metrics)  # device arrays: no host sync here
         self.data_wait_s += data_wait_s
 
-    def summarize(self, *, slots_per_step: int, flops_per_token: float, num_devices: int,
-                  peak_flops: float | None) -> tuple[dict[str, float], np.ndarray]:
+    def summarize(
+        self, *, slots_per_step: int, flops_per_token: float, num_devices: int, peak_flops: float | None
+    ) -> tuple[dict[str, float], np.ndarray]:
         """Window means and rates (blocks on the device), and the per-step `skipped` flags."""
         fetched = jax.device_get(self.steps)
         elapsed = time.perf_counter() - self.start
@@ -79,11 +80,14 @@ class MetricsWriter:
             return
         truncate_records(self.path, start_step)
         from tensorboardX import SummaryWriter
+
         # purge_step: TensorBoard drops the events of the steps a resumed run redoes.
-        self.tb = SummaryWriter(str(epath.Path(run_dir) / "tensorboard"),
-                                purge_step=start_step + 1 if start_step else None)
+        self.tb = SummaryWriter(
+            str(epath.Path(run_dir) / "tensorboard"), purge_step=start_step + 1 if start_step else None
+        )
         if sys.stderr.isatty():
             from tqdm import tqdm
+
             self.bar = tqdm(total=total_steps, initial=start_step, desc=name, dynamic_ncols=True)
 
     def write(self, step: int, scalars: dict[str, Any], extra: dict[str, Any] | None = None) -> None:

@@ -44,12 +44,25 @@ def template_record(name: str, omit_empty_system: bool) -> dict[str, Any]:
 
 def tokenizer_record(tokenizer: Any, path: str) -> dict[str, Any]:
     """The card's tokenizer entry for a loaded tokenizer (orca_jax.data.tokenizer) stored at `path`."""
-    return {"path": path, "kind": tokenizer.kind, "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size,
-            "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "pad_id": tokenizer.pad_id}
+    return {
+        "path": path,
+        "kind": tokenizer.kind,
+        "sha256": tokenizer.sha256,
+        "vocab_size": tokenizer.vocab_size,
+        "bos_id": tokenizer.bos_id,
+        "eos_id": tokenizer.eos_id,
+        "pad_id": tokenizer.pad_id,
+    }
 
 
-def build_card(config: LlamaConfig, *, tokenizer: Any = None, tokenizer_path: str | None = None,
-               chat_template: dict[str, Any] | None = None, created_by: str = "orca_jax.train") -> dict[str, Any]:
+def build_card(
+    config: LlamaConfig,
+    *,
+    tokenizer: Any = None,
+    tokenizer_path: str | None = None,
+    chat_template: dict[str, Any] | None = None,
+    created_by: str = "orca_jax.train",
+) -> dict[str, Any]:
     """A model card dict; `tokenizer`/`chat_template` (a template_record) None record that there was none
     (synthetic data)."""
     return {
@@ -135,11 +148,17 @@ def copy_tokenizer(source: str, out_dir: str) -> Any:
     return tokenizer
 
 
-def copied_card(tokenizer_source: str | None, out_dir: str, config: LlamaConfig,
-                chat_template: dict[str, Any] | None, created_by: str) -> dict[str, Any]:
+def copied_card(
+    tokenizer_source: str | None,
+    out_dir: str,
+    config: LlamaConfig,
+    chat_template: dict[str, Any] | None,
+    created_by: str,
+) -> dict[str, Any]:
     """The card of a directory made from another (HF import, HF export): the tokenizer at
     `tokenizer_source` (a tokenizer file or directory; None: none) is copied into `out_dir`
     and recorded there as "."."""
     tokenizer = None if tokenizer_source is None else copy_tokenizer(tokenizer_source, out_dir)
-    return build_card(config, tokenizer=tokenizer, tokenizer_path=".", chat_template=chat_template,
-                      created_by=created_by)
+    return build_card(
+        config, tokenizer=tokenizer, tokenizer_path=".", chat_template=chat_template, created_by=created_by
+    )

@@ -10,7 +10,8 @@ in LLaMA's own training (steadier than 0.999 in bf16). All are gin-settable.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import gin
 import jax
@@ -26,8 +27,9 @@ class Optimizer(NamedTuple):
     schedule: Callable[[Any], Any]
 
 
-def make_schedule(total_steps: int, learning_rate: float, warmup_steps: int,
-                  decay: str, end_learning_rate_ratio: float) -> optax.Schedule:
+def make_schedule(
+    total_steps: int, learning_rate: float, warmup_steps: int, decay: str, end_learning_rate_ratio: float
+) -> optax.Schedule:
     """Linear warmup 0 -> learning_rate over warmup_steps, then `decay` to ratio * lr at total_steps."""
     end = learning_rate * end_learning_rate_ratio
     decay_steps = max(1, total_steps - warmup_steps)
@@ -75,12 +77,13 @@ class OptimizerConfig:
         if self.decay not in DECAYS:
             raise ValueError(f"OptimizerConfig.decay={self.decay!r}; expected one of {DECAYS}")
 
-    def make(self, total_steps: int) -> "Optimizer":
+    def make(self, total_steps: int) -> Optimizer:
         """AdamW for a schedule of `total_steps` updates (the stage's num_train_steps)."""
         warmup = int(self.warmup_fraction * total_steps) if self.warmup_steps is None else self.warmup_steps
         schedule = make_schedule(total_steps, self.learning_rate, warmup, self.decay, self.end_learning_rate_ratio)
-        adamw = optax.adamw(schedule, b1=self.b1, b2=self.b2, eps=self.eps, weight_decay=self.weight_decay,
-                            mask=decay_mask)
+        adamw = optax.adamw(
+            schedule, b1=self.b1, b2=self.b2, eps=self.eps, weight_decay=self.weight_decay, mask=decay_mask
+        )
         clip = optax.clip_by_global_norm(self.clip_norm) if self.clip_norm else optax.identity()
         return Optimizer(optax.chain(clip, adamw), schedule)
 

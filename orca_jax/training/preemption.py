@@ -35,8 +35,9 @@ class Preempted(Exception):
     """Training stopped on a preemption notice after saving a checkpoint at `step`."""
 
     def __init__(self, step: int, run_dir: str):
-        super().__init__(f"preempted: saved a checkpoint at step {step} in {run_dir}; "
-                         "rerun the same command to resume from it")
+        super().__init__(
+            f"preempted: saved a checkpoint at step {step} in {run_dir}; rerun the same command to resume from it"
+        )
         self.step = step
         self.run_dir = run_dir
 
@@ -44,6 +45,7 @@ class Preempted(Exception):
 def _sync_service_available() -> bool:
     """Whether jax.distributed runs with its preemption sync manager."""
     from jax._src import distributed  # the state multihost_utils itself reads
+
     state = distributed.global_state
     return state.client is not None and state.preemption_sync_manager is not None
 
@@ -62,11 +64,13 @@ class PreemptionWatch:
             self.mode = "sync_point" if _sync_service_available() else "allgather"
         self._previous: signal.Handlers | None = None
 
-    DESCRIPTIONS = {"signal": "a SIGTERM handler",
-                    "sync_point": "JAX's preemption sync point (coordination service)",
-                    "allgather": "a SIGTERM handler, flags all-gathered every step"}
+    DESCRIPTIONS = {
+        "signal": "a SIGTERM handler",
+        "sync_point": "JAX's preemption sync point (coordination service)",
+        "allgather": "a SIGTERM handler, flags all-gathered every step",
+    }
 
-    def start(self) -> "PreemptionWatch":
+    def start(self) -> PreemptionWatch:
         """Install the SIGTERM handler where this mode needs one; returns self."""
         log.info("preemption notices: %s", self.DESCRIPTIONS[self.mode])
         if self.mode == "sync_point":
@@ -83,7 +87,7 @@ class PreemptionWatch:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
 
-    def __enter__(self) -> "PreemptionWatch":
+    def __enter__(self) -> PreemptionWatch:
         return self.start()
 
     def __exit__(self, *exc) -> None:

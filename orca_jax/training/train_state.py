@@ -60,40 +60,45 @@ def init_params(config: LlamaConfig, rng: jax.Array) -> Any:
 
 def new_state(params: Any, optimizer: Optimizer, rng: jax.Array) -> TrainState:
     """Step 0 with fresh optimizer state (zeroed moments) around `params`."""
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=optimizer.tx.init(params), rng=rng)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.tx.init(params), rng=rng)
 
 
-def state_shardings(config: LlamaConfig, optimizer: Optimizer, mesh: Mesh,
-                    rules: partitioning.Rules) -> TrainState:
+def state_shardings(config: LlamaConfig, optimizer: Optimizer, mesh: Mesh, rules: partitioning.Rules) -> TrainState:
     """A TrainState of NamedShardings: params by logical axes, optimizer state alike."""
     param_sh = partitioning.params_shardings(abstract_boxed_params(config), mesh, rules)
     abstract_params = nn.unbox(abstract_boxed_params(config))
     abstract_opt = jax.eval_shape(optimizer.tx.init, abstract_params)
     replicated = partitioning.replicated(mesh)
-    opt_sh = optax.tree_map_params(optimizer.tx, lambda _, s: s, abstract_opt, param_sh,
-                                   transform_non_params=lambda _: replicated,
-                                   is_leaf=lambda x: isinstance(x, NamedSharding))
+    opt_sh = optax.tree_map_params(
+        optimizer.tx,
+        lambda _, s: s,
+        abstract_opt,
+        param_sh,
+        transform_non_params=lambda _: replicated,
+        is_leaf=lambda x: isinstance(x, NamedSharding),
+    )
     return TrainState(step=replicated, params=param_sh, opt_state=opt_sh, rng=replicated)
 
 
 def abstract_state(config: LlamaConfig, optimizer: Optimizer, shardings: TrainState) -> TrainState:
     """ShapeDtypeStructs (with shardings) of the train state, for AOT compile and restore."""
-    shapes = jax.eval_shape(lambda: new_state(init_params(config, jax.random.PRNGKey(0)), optimizer,
-                                              jax.random.PRNGKey(0)))
+    shapes = jax.eval_shape(
+        lambda: new_state(init_params(config, jax.random.PRNGKey(0)), optimizer, jax.random.PRNGKey(0))
+    )
     return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
 
 
 def init_state(config: LlamaConfig, optimizer: Optimizer, shardings: TrainState, seed: int) -> TrainState:
     """A randomly initialised state, created directly in its shardings."""
+
     def init(rng):
         params_rng, state_rng = jax.random.split(rng)
         return new_state(init_params(config, params_rng), optimizer, state_rng)
+
     return jax.jit(init, out_shardings=shardings)(jax.random.PRNGKey(seed))
 
 
 def state_from_params(params: Any, optimizer: Optimizer, shardings: TrainState, seed: int) -> TrainState:
     """Step 0 around loaded params (INIT_FROM or the previous stage): fresh optimizer state."""
     rng = jax.random.split(jax.random.PRNGKey(seed))[1]
-    return jax.jit(lambda p, r: new_state(p, optimizer, r), out_shardings=shardings,
-                   donate_argnums=0)(params, rng)
+    return jax.jit(lambda p, r: new_state(p, optimizer, r), out_shardings=shardings, donate_argnums=0)(params, rng)

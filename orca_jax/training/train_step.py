@@ -31,15 +31,18 @@ Batch = dict[str, jax.Array]
 
 def split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
     """`[B, L]` -> `[M, B/M, L]` with microbatch m = rows m, m+M, m+2M, ... (device-local)."""
+
     def split(x):
         b = x.shape[0]
         x = jnp.swapaxes(x.reshape(b // num_microbatches, num_microbatches, *x.shape[1:]), 0, 1)
         return nn.with_logical_constraint(x, (None, "batch", "length"))
+
     return jax.tree.map(split, batch)
 
 
-def gradients(params: Any, batch: Batch, model: Llama, loss_config: LossConfig,
-              num_microbatches: int) -> tuple[jax.Array, jax.Array, Any]:
+def gradients(
+    params: Any, batch: Batch, model: Llama, loss_config: LossConfig, num_microbatches: int
+) -> tuple[jax.Array, jax.Array, Any]:
     """(loss, cross-entropy, grads), normalised by the global batch's response-token count."""
     denominator = jnp.maximum(jnp.sum(batch["decoder_loss_weights"].astype(jnp.float32)), 1.0)
 
@@ -63,8 +66,15 @@ def gradients(params: Any, batch: Batch, model: Llama, loss_config: LossConfig,
     return loss, ce, grads
 
 
-def train_step(state: TrainState, batch: Batch, *, model: Llama, optimizer: Optimizer,
-               loss_config: LossConfig, num_microbatches: int = 1) -> tuple[TrainState, dict[str, jax.Array]]:
+def train_step(
+    state: TrainState,
+    batch: Batch,
+    *,
+    model: Llama,
+    optimizer: Optimizer,
+    loss_config: LossConfig,
+    num_microbatches: int = 1,
+) -> tuple[TrainState, dict[str, jax.Array]]:
     """Forward, backward, clip, AdamW; skip the update if the loss or gradient is not finite."""
     loss, ce, grads = gradients(state.params, batch, model, loss_config, num_microbatches)
     grad_norm = optax.tree.norm(grads)
@@ -73,10 +83,12 @@ def train_step(state: TrainState, batch: Batch, *, model: Llama, optimizer: Opti
     params = optax.apply_updates(state.params, updates)
     keep_if_finite = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
     rng, _ = jax.random.split(state.rng)
-    new_state = TrainState(step=state.step + 1,
-                           params=jax.tree.map(keep_if_finite, params, state.params),
-                           opt_state=jax.tree.map(keep_if_finite, opt_state, state.opt_state),
-                           rng=rng)
+    new_state = TrainState(
+        step=state.step + 1,
+        params=jax.tree.map(keep_if_finite, params, state.params),
+        opt_state=jax.tree.map(keep_if_finite, opt_state, state.opt_state),
+        rng=rng,
+    )
     metrics = {
         "loss": loss,
         "cross_entropy": ce,
@@ -95,20 +107,33 @@ def batch_abstract(batch_shape: tuple[int, int], mesh: Mesh, rules: partitioning
     return {k: jax.ShapeDtypeStruct(batch_shape, jnp.int32, sharding=sharding) for k in FEATURES}
 
 
-def compile_train_step(config: LlamaConfig, optimizer: Optimizer, loss_config: LossConfig,
-                       num_microbatches: int, mesh: Mesh, rules: partitioning.Rules,
-                       state: TrainState, batch: Batch):
+def compile_train_step(
+    config: LlamaConfig,
+    optimizer: Optimizer,
+    loss_config: LossConfig,
+    num_microbatches: int,
+    mesh: Mesh,
+    rules: partitioning.Rules,
+    state: TrainState,
+    batch: Batch,
+):
     """AOT-compile `train_step` for abstract `state`/`batch` (ShapeDtypeStructs with shardings).
 
     The old state is donated; the new state keeps the same shardings; metrics are replicated.
     """
+
     def step(s, b):
-        return train_step(s, b, model=Llama(config), optimizer=optimizer, loss_config=loss_config,
-                          num_microbatches=num_microbatches)
+        return train_step(
+            s, b, model=Llama(config), optimizer=optimizer, loss_config=loss_config, num_microbatches=num_microbatches
+        )
 
     state_sh = jax.tree.map(lambda x: x.sharding, state)
     batch_sh = jax.tree.map(lambda x: x.sharding, batch)
-    jitted = jax.jit(step, in_shardings=(state_sh, batch_sh),
-                     out_shardings=(state_sh, partitioning.replicated(mesh)), donate_argnums=0)
+    jitted = jax.jit(
+        step,
+        in_shardings=(state_sh, batch_sh),
+        out_shardings=(state_sh, partitioning.replicated(mesh)),
+        donate_argnums=0,
+    )
     with partitioning.mesh_context(mesh, rules):
         return jitted.lower(state, batch).compile()

@@ -17,7 +17,8 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import gin
 import jax
@@ -114,9 +115,14 @@ class RunConfig:
 def stage_config(name: str | None) -> StageConfig:
     """Stage `name`'s typed config, built from gin under its scope (None: no scope)."""
     with gin.config_scope(name) if name else contextlib.nullcontext():
-        return StageConfig(model=model_config(), data=DataConfig(), optimizer=OptimizerConfig(),
-                           partitioning=partitioning.PartitioningConfig(), checkpoint=CheckpointConfig(),
-                           loss=LossConfig())
+        return StageConfig(
+            model=model_config(),
+            data=DataConfig(),
+            optimizer=OptimizerConfig(),
+            partitioning=partitioning.PartitioningConfig(),
+            checkpoint=CheckpointConfig(),
+            loss=LossConfig(),
+        )
 
 
 def configs_from_gin() -> tuple[RunConfig, dict[str, StageConfig]]:
@@ -142,24 +148,33 @@ def validate(config: StageConfig, name: str | None = None) -> None:
     """Checks that need no devices; each error names the gin binding to change."""
     where = f"{name}/" if name else ""
     data = config.data
-    for field, value, macro in (("DataConfig.mixture_or_task_name", data.mixture_or_task_name, "MIXTURE_OR_TASK_NAME"),
-                                ("StageConfig.num_train_steps", config.num_train_steps, "TRAIN_STEPS")):
+    for field, value, macro in (
+        ("DataConfig.mixture_or_task_name", data.mixture_or_task_name, "MIXTURE_OR_TASK_NAME"),
+        ("StageConfig.num_train_steps", config.num_train_steps, "TRAIN_STEPS"),
+    ):
         if value is None:
-            raise ValueError(f"{where}{field} is not set (gin: bind it, or the macro {macro}, or "
-                             f"STAGEn_{macro} in the stage files)")
+            raise ValueError(
+                f"{where}{field} is not set (gin: bind it, or the macro {macro}, or STAGEn_{macro} in the stage files)"
+            )
     if data.sequence_length > config.model.max_len:
-        raise ValueError(f"{where}DataConfig.sequence_length={data.sequence_length} (SEQUENCE_LENGTH) exceeds the "
-                         f"model's max_len {config.model.max_len} (model_config.overrides)")
+        raise ValueError(
+            f"{where}DataConfig.sequence_length={data.sequence_length} (SEQUENCE_LENGTH) exceeds the "
+            f"model's max_len {config.model.max_len} (model_config.overrides)"
+        )
     chunk = config.loss.chunk_size
     if chunk is not None and (chunk < 1 or data.sequence_length % chunk):
-        raise ValueError(f"{where}LossConfig.chunk_size={chunk} does not divide "
-                         f"DataConfig.sequence_length={data.sequence_length}")
+        raise ValueError(
+            f"{where}LossConfig.chunk_size={chunk} does not divide DataConfig.sequence_length={data.sequence_length}"
+        )
     if data.batch_size % config.num_microbatches:
-        raise ValueError(f"{where}DataConfig.batch_size={data.batch_size} (BATCH_SIZE) is not divisible by "
-                         f"StageConfig.num_microbatches={config.num_microbatches}")
+        raise ValueError(
+            f"{where}DataConfig.batch_size={data.batch_size} (BATCH_SIZE) is not divisible by "
+            f"StageConfig.num_microbatches={config.num_microbatches}"
+        )
     if config.init_from and config.init_from_previous_stage:
-        raise ValueError(f"set either {where}StageConfig.init_from or "
-                         f"{where}StageConfig.init_from_previous_stage, not both")
+        raise ValueError(
+            f"set either {where}StageConfig.init_from or {where}StageConfig.init_from_previous_stage, not both"
+        )
 
 
 def build_setup(config: StageConfig, name: str | None = None, devices: Sequence[jax.Device] | None = None) -> Setup:
@@ -170,21 +185,32 @@ def build_setup(config: StageConfig, name: str | None = None, devices: Sequence[
     mesh = config.partitioning.mesh(devices)
     rules = config.partitioning.rules()
     where, n = (f"{name}/" if name else ""), config.num_microbatches
-    for rows, what in ((data.batch_size, f"DataConfig.batch_size={data.batch_size} (BATCH_SIZE)"),
-                       (data.batch_size // n, f"microbatch size {data.batch_size}/{n} (StageConfig.num_microbatches)")):
+    for rows, what in (
+        (data.batch_size, f"DataConfig.batch_size={data.batch_size} (BATCH_SIZE)"),
+        (data.batch_size // n, f"microbatch size {data.batch_size}/{n} (StageConfig.num_microbatches)"),
+    ):
         try:
             partitioning.check_batch_divisible(rows, mesh, rules)
         except ValueError as e:
-            raise ValueError(f"{where}{what}: {e}; "
-                             f"PartitioningConfig.mesh_shape={config.partitioning.mesh_shape}") from None
+            raise ValueError(
+                f"{where}{what}: {e}; PartitioningConfig.mesh_shape={config.partitioning.mesh_shape}"
+            ) from None
     optimizer = config.optimizer.make(config.num_train_steps or 1)
     shardings = ts.state_shardings(config.model, optimizer, mesh, rules)
-    return Setup(config, mesh, rules, optimizer, shardings, ts.abstract_state(config.model, optimizer, shardings),
-                 batch_abstract(data.batch_shape, mesh, rules))
+    return Setup(
+        config,
+        mesh,
+        rules,
+        optimizer,
+        shardings,
+        ts.abstract_state(config.model, optimizer, shardings),
+        batch_abstract(data.batch_shape, mesh, rules),
+    )
 
 
-def initial_state(setup: Setup, checkpointer: ckpt_lib.Checkpointer, *,
-                  init_from: str | None) -> tuple[ts.TrainState, dict[str, Any] | None]:
+def initial_state(
+    setup: Setup, checkpointer: ckpt_lib.Checkpointer, *, init_from: str | None
+) -> tuple[ts.TrainState, dict[str, Any] | None]:
     """(state, data position): the latest checkpoint's, else step 0 from `init_from`'s
     params (fresh optimizer), else a random initialisation."""
     model, seed = setup.config.model, setup.config.seed
@@ -240,8 +266,9 @@ def train_stage(setup: Setup, model_dir: str, previous_stage_dir: str | None = N
     init_from = resolve_init_from(config, previous_stage_dir)
     write_gin_configs(model_dir, operative=False)
     ckpt_lib.save_model_config(model_dir, config.model)
-    checkpointer = ckpt_lib.Checkpointer(str(epath.Path(model_dir) / ckpt_lib.CHECKPOINTS_DIR),
-                                         **dataclasses.asdict(config.checkpoint))
+    checkpointer = ckpt_lib.Checkpointer(
+        str(epath.Path(model_dir) / ckpt_lib.CHECKPOINTS_DIR), **dataclasses.asdict(config.checkpoint)
+    )
     try:
         state, position = initial_state(setup, checkpointer, init_from=init_from)
         shard, num_shards = host_data_shard(setup.batch["decoder_input_tokens"].sharding, config.data.batch_shape)
@@ -250,8 +277,16 @@ def train_stage(setup: Setup, model_dir: str, previous_stage_dir: str | None = N
             iterator.load_state_dict(position)
         model_card.save_card(model_dir, model_card.card_from_iterator(config.model, iterator))
         start = time.perf_counter()
-        step_fn = compile_train_step(config.model, setup.optimizer, config.loss, config.num_microbatches,
-                                     setup.mesh, setup.rules, setup.abstract, setup.batch)
+        step_fn = compile_train_step(
+            config.model,
+            setup.optimizer,
+            config.loss,
+            config.num_microbatches,
+            setup.mesh,
+            setup.rules,
+            setup.abstract,
+            setup.batch,
+        )
         log.info("train step compiled in %.1fs", time.perf_counter() - start)
         write_gin_configs(model_dir, operative=True)
         return TrainLoop(setup, step_fn, checkpointer, iterator, model_dir).run(state)
@@ -280,8 +315,7 @@ class TrainLoop:
         step = start = int(jax.device_get(state.step))
         num_train_steps = self.config.num_train_steps
         writer = MetricsWriter(self.model_dir, num_train_steps, start)
-        feed = Prefetcher(self.iterator, self.setup.batch["decoder_input_tokens"].sharding,
-                          self.config.data.batch_size)
+        feed = Prefetcher(self.iterator, self.setup.batch["decoder_input_tokens"].sharding, self.config.data.batch_size)
         window, position = Window(), None
         watch = PreemptionWatch().start()
         try:
@@ -326,13 +360,17 @@ class TrainLoop:
         log.warning("preemption: checkpoint at step %d saved in %.1fs", step, time.perf_counter() - start)
         raise Preempted(step, self.model_dir)
 
-    def report(self, step: int, window: Window, writer: MetricsWriter, state: ts.TrainState,
-               position: dict[str, Any]) -> None:
+    def report(
+        self, step: int, window: Window, writer: MetricsWriter, state: ts.TrainState, position: dict[str, Any]
+    ) -> None:
         """Write the window's metrics; save and raise if too many steps in a row were skipped."""
         batch_size, length = self.config.data.batch_shape
         summary, skipped = window.summarize(
-            slots_per_step=batch_size * length, num_devices=self.setup.mesh.size,
-            flops_per_token=self.config.model.flops_per_token(length), peak_flops=peak_flops_per_device())
+            slots_per_step=batch_size * length,
+            num_devices=self.setup.mesh.size,
+            flops_per_token=self.config.model.flops_per_token(length),
+            peak_flops=peak_flops_per_device(),
+        )
         summary.update({f"data/{k}": v for k, v in self.iterator.stats().items()})
         write_data_summary = getattr(self.iterator, "write_data_summary", None)  # per-file counts (data pipeline)
         if write_data_summary is not None:
@@ -347,7 +385,8 @@ class TrainLoop:
             raise NonFiniteError(
                 f"{worst} consecutive steps up to step {step} had a non-finite loss or gradient "
                 f"(limit StageConfig.max_consecutive_nonfinite={limit}); "
-                f"their updates were skipped and the state was saved at step {step} in {self.model_dir}")
+                f"their updates were skipped and the state was saved at step {step} in {self.model_dir}"
+            )
 
 
 def run_stages(run: RunConfig, stages: Mapping[str, StageConfig]) -> None:
@@ -391,8 +430,10 @@ def evaluator() -> Callable[..., Any]:
     try:
         from orca_jax.evaluation.runner import evaluate
     except ImportError as e:
-        raise ImportError("RunConfig.evaluate_after_stage=True needs orca_jax.evaluation.runner.evaluate, "
-                          f"which cannot be imported: {e}") from e
+        raise ImportError(
+            "RunConfig.evaluate_after_stage=True needs orca_jax.evaluation.runner.evaluate, "
+            f"which cannot be imported: {e}"
+        ) from e
     return evaluate
 
 

@@ -33,7 +33,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _kill_when(cmd: list[str], layout: OutputLayout, at_least: int, sig: int = signal.SIGKILL, timeout_s: float = 60.0) -> tuple[str, str]:
+def _kill_when(
+    cmd: list[str], layout: OutputLayout, at_least: int, sig: int = signal.SIGKILL, timeout_s: float = 60.0
+) -> tuple[str, str]:
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout_s
     try:
@@ -54,10 +56,35 @@ def test_sigkill_and_restart_lose_and_duplicate_nothing(tmp_path, fake_teacher, 
     source = write_synthetic_flan(tmp_path / "flan.jsonl")
     layout = OutputLayout.at(tmp_path / "out")
     total = sample_manifest([source], layout, SamplingSpec(size_factor=1.0)).rows
-    server = fake_teacher(latency_s=0.02, faults=FaultConfig(rate_500=0.05, rate_drop=0.03, rate_429=0.03, retry_after="0.02"))
-    cmd = [sys.executable, "-m", "orca_jax.augment", "run", "--out-dir", str(layout.root), "--base-url", server.base_url,
-           "--model", "fake-teacher", "--api-key-env", api_key_env, "--concurrency", "16", "--shard-rows", "100",
-           "--flush-interval", "0.02", "--backoff-base", "0.01", "--timeout", "5", "--progress-interval", "0.2"]
+    server = fake_teacher(
+        latency_s=0.02, faults=FaultConfig(rate_500=0.05, rate_drop=0.03, rate_429=0.03, retry_after="0.02")
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "orca_jax.augment",
+        "run",
+        "--out-dir",
+        str(layout.root),
+        "--base-url",
+        server.base_url,
+        "--model",
+        "fake-teacher",
+        "--api-key-env",
+        api_key_env,
+        "--concurrency",
+        "16",
+        "--shard-rows",
+        "100",
+        "--flush-interval",
+        "0.02",
+        "--backoff-base",
+        "0.01",
+        "--timeout",
+        "5",
+        "--progress-interval",
+        "0.2",
+    ]
     logs = []
     logs += _kill_when(cmd, layout, at_least=150)
     first = _finished_lines(layout)

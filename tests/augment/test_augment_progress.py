@@ -40,7 +40,9 @@ def test_failed_attempts_are_counted_as_they_happen(caplog):
         clock.now += 6.0
         progress.attempt_failed("connection_error")  # no flush needed: the line comes at once
     (record,) = caplog.records
-    assert record.getMessage().endswith("failures 0 | kept apart 0 | ETA ? | failed attempts 5 (connection_error 4, timeout 1)")
+    assert record.getMessage().endswith(
+        "failures 0 | kept apart 0 | ETA ? | failed attempts 5 (connection_error 4, timeout 1)"
+    )
 
 
 def test_tqdm_bar_on_a_terminal():

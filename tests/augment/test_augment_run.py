@@ -21,7 +21,14 @@ from orca_jax.augment.store.output_report import build_report
 from orca_jax.augment.store.run_config import TeacherMismatch
 from orca_jax.augment.store.schema import KEPT_APART_FIELDS, ROW_FIELDS, ROW_SCHEMA
 from orca_jax.augment.teacher.redaction import Secret
-from orca_jax.testing.fake_teacher import BAD_REQUEST_MARKER, CONTENT_FILTER_MARKER, FLAKY_MARKER, LENGTH_MARKER, FaultConfig, expected_digest
+from orca_jax.testing.fake_teacher import (
+    BAD_REQUEST_MARKER,
+    CONTENT_FILTER_MARKER,
+    FLAKY_MARKER,
+    LENGTH_MARKER,
+    FaultConfig,
+    expected_digest,
+)
 from orca_jax.testing.synthetic_flan import write_synthetic_flan
 
 MARKERS = {LENGTH_MARKER: 12, CONTENT_FILTER_MARKER: 12, BAD_REQUEST_MARKER: 8}
@@ -70,7 +77,9 @@ def _marked(layout, marker):
 
 
 @pytest.mark.slow
-def test_run_with_every_fault_gives_exactly_one_row_per_query(layout, fake_teacher, teacher_config, all_faults, api_key):
+def test_run_with_every_fault_gives_exactly_one_row_per_query(
+    layout, fake_teacher, teacher_config, all_faults, api_key
+):
     server = fake_teacher(latency_s=0.002, faults=all_faults)
     summary = run_augmentation(layout, teacher_config(server.base_url), Secret(api_key), OPTIONS)
     assert summary.ok and summary.queued == 534
@@ -78,17 +87,30 @@ def test_run_with_every_fault_gives_exactly_one_row_per_query(layout, fake_teach
     data, kept, failed = _assert_exactly_once(layout, allow_failed=bad)
     assert failed == bad and bad
     assert {r["id"] for r in kept if r["kept_apart_reason"] == "length"} == _marked(layout, LENGTH_MARKER)
-    assert {r["id"] for r in kept if r["kept_apart_reason"] == "content_filter"} == _marked(layout, CONTENT_FILTER_MARKER)
+    assert {r["id"] for r in kept if r["kept_apart_reason"] == "content_filter"} == _marked(
+        layout, CONTENT_FILTER_MARKER
+    )
     assert all(server.stats[f"fault_{f}"] > 0 for f in ("429", "500", "timeout", "drop", "malformed"))
     assert len(layout.data_shards()) == -(-len(data) // 120)  # rolled every 120 rows
 
     report = build_report(layout, price_prompt_per_1k=0.5, price_completion_per_1k=2.0)
-    assert report["totals"] == {"sampled": 534, "rows": len(data), "kept_apart": len(kept), "failed": len(bad), "pending": 0}
+    assert report["totals"] == {
+        "sampled": 534,
+        "rows": len(data),
+        "kept_apart": len(kept),
+        "failed": len(bad),
+        "pending": 0,
+    }
     assert report["failures_by_reason"] == {"http_400": len(bad)}
-    assert report["kept_apart_by_reason"] == {"length": len(_marked(layout, LENGTH_MARKER)), "content_filter": len(_marked(layout, CONTENT_FILTER_MARKER))}
+    assert report["kept_apart_by_reason"] == {
+        "length": len(_marked(layout, LENGTH_MARKER)),
+        "content_filter": len(_marked(layout, CONTENT_FILTER_MARKER)),
+    }
     tokens = report["tokens"]
     assert tokens["prompt"] == sum(r["prompt_tokens"] for r in data + kept)
-    assert report["estimated_cost"]["total"] == pytest.approx(tokens["prompt"] / 1000 * 0.5 + tokens["completion"] / 1000 * 2.0)
+    assert report["estimated_cost"]["total"] == pytest.approx(
+        tokens["prompt"] / 1000 * 0.5 + tokens["completion"] / 1000 * 2.0
+    )
 
     before = server.stats["requests"]  # a second run has nothing left to ask
     again = run_augmentation(layout, teacher_config(server.base_url), Secret(api_key), OPTIONS)
@@ -98,7 +120,9 @@ def test_run_with_every_fault_gives_exactly_one_row_per_query(layout, fake_teach
 def test_resume_after_partial_run_and_torn_line(layout, fake_teacher, teacher_config, api_key):
     server = fake_teacher()
     config = teacher_config(server.base_url)
-    first = run_augmentation(layout, config, Secret(api_key), RunOptions(limit=150, flush_interval_s=0.05, use_tqdm=False))
+    first = run_augmentation(
+        layout, config, Secret(api_key), RunOptions(limit=150, flush_interval_s=0.05, use_tqdm=False)
+    )
     assert first.queued == 150
     shard = layout.data_shards()[-1]
     with open(shard, "ab") as handle:  # a write cut short by kill -9
@@ -125,7 +149,9 @@ def test_failures_are_retried_only_with_the_flag(tmp_path, fake_teacher, teacher
     before = server.stats["requests"]
     skipped = run_augmentation(layout, config, Secret(api_key), OPTIONS)
     assert skipped.queued == 0 and skipped.skipped_failed == len(flaky) and server.stats["requests"] == before
-    retried = run_augmentation(layout, config, Secret(api_key), RunOptions(retry_failures=True, flush_interval_s=0.05, use_tqdm=False))
+    retried = run_augmentation(
+        layout, config, Secret(api_key), RunOptions(retry_failures=True, flush_interval_s=0.05, use_tqdm=False)
+    )
     assert retried.queued == len(flaky) and retried.written.rows == len(flaky)
     _assert_exactly_once(layout)
     assert build_report(layout)["complete"]
@@ -173,9 +199,30 @@ def test_cli_sample_run_report_finalize(tmp_path, fake_teacher, api_key_env, cap
     source = write_synthetic_flan(tmp_path / "flan.parquet", fmt="parquet")
     out = str(tmp_path / "out")
     server = fake_teacher(faults=FaultConfig(rate_500=0.1, rate_429=0.05, retry_after="0.02"))
-    run_args = ["run", "--out-dir", out, "--input", str(source), "--size-factor", "1e-4", "--base-url", server.base_url,
-                "--model", "fake-teacher", "--api-key-env", api_key_env, "--backoff-base", "0.01", "--flush-interval", "0.05",
-                "--price-prompt-per-1k", "1.0", "--price-completion-per-1k", "2.0", "--no-progress-bar"]
+    run_args = [
+        "run",
+        "--out-dir",
+        out,
+        "--input",
+        str(source),
+        "--size-factor",
+        "1e-4",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "fake-teacher",
+        "--api-key-env",
+        api_key_env,
+        "--backoff-base",
+        "0.01",
+        "--flush-interval",
+        "0.05",
+        "--price-prompt-per-1k",
+        "1.0",
+        "--price-completion-per-1k",
+        "2.0",
+        "--no-progress-bar",
+    ]
     assert main(run_args) == 0  # samples first (no manifest yet), then runs
     assert "sampled 494: rows 494, kept apart 0, failed 0, pending 0  (complete)" in capsys.readouterr().out
     assert main(["report", "--out-dir", out, "--json"]) == 0
@@ -186,9 +233,39 @@ def test_cli_sample_run_report_finalize(tmp_path, fake_teacher, api_key_env, cap
     assert main(["sample", "--out-dir", out, "--input", str(source)]) == 1  # never resampled
     assert main(["sample", "--out-dir", out, "--input", str(source), "--force"]) == 1  # not even forced, once run
     assert main(["subset", "--from", out, "--out-dir", str(tmp_path / "gpt4"), "--size", "100", "--seed", "3"]) == 0
-    assert main(["sample", "--out-dir", str(tmp_path / "q"), "--input", str(source), "--quota", "cot=5", "--size-factor", "1e-4"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--out-dir",
+                str(tmp_path / "q"),
+                "--input",
+                str(source),
+                "--quota",
+                "cot=5",
+                "--size-factor",
+                "1e-4",
+            ]
+        )
+        == 0
+    )
     assert "{'cot': 5, 'niv2': 44, 't0': 200, 'flan2021': 250}" in capsys.readouterr().out
-    assert main(["run", "--out-dir", str(tmp_path / "empty"), "--base-url", server.base_url, "--model", "m", "--api-key-env", api_key_env]) == 1
+    assert (
+        main(
+            [
+                "run",
+                "--out-dir",
+                str(tmp_path / "empty"),
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--api-key-env",
+                api_key_env,
+            ]
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize("damage", ["invalid_utf8", "cut_in_half"])
@@ -231,9 +308,32 @@ def test_cli_unreachable_endpoint_stops_fast_naming_it(tmp_path, api_key, api_ke
     source = write_synthetic_flan(tmp_path / "flan.jsonl")
     url = _refused_url()
     out = str(tmp_path / "out")
-    args = ["run", "--out-dir", out, "--input", str(source), "--size-factor", "1e-4", "--base-url", url, "--model", "m",
-            "--api-key-env", api_key_env, "--concurrency", "1", "--backoff-base", "0.05", "--max-connection-errors", "3",
-            "--max-retries", "50", "--no-progress-bar", "--progress-interval", "0"]
+    args = [
+        "run",
+        "--out-dir",
+        out,
+        "--input",
+        str(source),
+        "--size-factor",
+        "1e-4",
+        "--base-url",
+        url,
+        "--model",
+        "m",
+        "--api-key-env",
+        api_key_env,
+        "--concurrency",
+        "1",
+        "--backoff-base",
+        "0.05",
+        "--max-connection-errors",
+        "3",
+        "--max-retries",
+        "50",
+        "--no-progress-bar",
+        "--progress-interval",
+        "0",
+    ]
     start = time.monotonic()
     with caplog.at_level(logging.INFO):
         assert main(args) == 1
@@ -249,8 +349,24 @@ def test_cli_exit_status_when_queries_failed(tmp_path, fake_teacher, api_key_env
     source = write_synthetic_flan(tmp_path / "flan.jsonl", markers={BAD_REQUEST_MARKER: 3})
     server = fake_teacher()
     out = str(tmp_path / "out")
-    args = ["run", "--out-dir", out, "--input", str(source), "--size-factor", "1e-4", "--base-url", server.base_url,
-            "--model", "fake-teacher", "--api-key-env", api_key_env, "--flush-interval", "0.05", "--no-progress-bar"]
+    args = [
+        "run",
+        "--out-dir",
+        out,
+        "--input",
+        str(source),
+        "--size-factor",
+        "1e-4",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "fake-teacher",
+        "--api-key-env",
+        api_key_env,
+        "--flush-interval",
+        "0.05",
+        "--no-progress-bar",
+    ]
     with caplog.at_level(logging.ERROR):
         assert main(args) == 3
     assert "1 queries failed permanently (http_400 1;" in caplog.text and "--allow-failures" in caplog.text

@@ -11,7 +11,13 @@ import pytest
 
 from orca_jax.augment.sampling.flan_input import build_index
 from orca_jax.augment.sampling.message_choice import is_multiple_choice
-from orca_jax.augment.sampling.quotas import FLAN5M_QUOTAS, resolve_quotas, stratified_counts, stratified_sample, subset_size
+from orca_jax.augment.sampling.quotas import (
+    FLAN5M_QUOTAS,
+    resolve_quotas,
+    stratified_counts,
+    stratified_sample,
+    subset_size,
+)
 from orca_jax.augment.sampling.sample import SamplingSpec, sample_manifest
 from orca_jax.augment.store.layout import OutputLayout
 from orca_jax.augment.store.manifest import ManifestError, has_manifest, iter_entries, load_meta, write_subset
@@ -71,7 +77,11 @@ def test_scaled_quotas_on_synthetic_flan(tmp_path, flan_jsonl):
     assert meta.counts == {"cot": 0, "niv2": 44, "t0": 200, "flan2021": 250}
     entries = list(iter_entries(layout))
     assert Counter(e.collection for e in entries) == Counter({"niv2": 44, "t0": 200, "flan2021": 250})
-    assert meta.sampling["skipped_input_rows"] == {"collection:dialog": SKIPPED_ROWS, "few_shot_template": SKIPPED_ROWS, "t0_bigbench": SKIPPED_ROWS}
+    assert meta.sampling["skipped_input_rows"] == {
+        "collection:dialog": SKIPPED_ROWS,
+        "few_shot_template": SKIPPED_ROWS,
+        "t0_bigbench": SKIPPED_ROWS,
+    }
     assert not any(e.task == "bigbench_logic_grid" or e.source_id.startswith(("dialog", "fs-", "bb-")) for e in entries)
 
 

@@ -13,7 +13,13 @@ import httpx
 import pytest
 
 from orca_jax.augment.teacher.client import TeacherClient, TeacherConfig
-from orca_jax.augment.teacher.redaction import RedactingFilter, Secret, describe_exception, format_exception_scrubbed, scrub
+from orca_jax.augment.teacher.redaction import (
+    RedactingFilter,
+    Secret,
+    describe_exception,
+    format_exception_scrubbed,
+    scrub,
+)
 from orca_jax.testing.fake_teacher import BAD_REQUEST_MARKER, LENGTH_MARKER, FaultConfig
 from orca_jax.testing.synthetic_flan import write_synthetic_flan
 
@@ -57,18 +63,35 @@ def test_logging_filter_scrubs_messages_args_and_tracebacks(api_key):
 def _cli(args: list[str]) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([sys.executable, "-m", "orca_jax.augment", *args], cwd=REPO, env=env, capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "orca_jax.augment", *args], cwd=REPO, env=env, capture_output=True, timeout=120
+    )
 
 
 @pytest.mark.slow
 def test_key_absent_from_every_file_and_stream(tmp_path, fake_teacher, api_key, api_key_env):
     source = write_synthetic_flan(tmp_path / "flan.jsonl", markers={BAD_REQUEST_MARKER: 20, LENGTH_MARKER: 10})
     # A careless server that echoes the Authorization header in its error bodies.
-    server = fake_teacher(echo_auth_in_errors=True, faults=FaultConfig(rate_500=0.05, rate_drop=0.05, rate_429=0.05, retry_after="0.01"))
+    server = fake_teacher(
+        echo_auth_in_errors=True, faults=FaultConfig(rate_500=0.05, rate_drop=0.05, rate_429=0.05, retry_after="0.01")
+    )
     out = str(tmp_path / "out")
-    common = ["--base-url", server.base_url, "--model", "fake-teacher", "--api-key-env", api_key_env, "--backoff-base", "0.01", "--flush-interval", "0.05"]
+    common = [
+        "--base-url",
+        server.base_url,
+        "--model",
+        "fake-teacher",
+        "--api-key-env",
+        api_key_env,
+        "--backoff-base",
+        "0.01",
+        "--flush-interval",
+        "0.05",
+    ]
     results = [
-        _cli(["--log-level", "DEBUG", "run", "--out-dir", out, "--input", str(source), "--size-factor", "1e-4", *common]),
+        _cli(
+            ["--log-level", "DEBUG", "run", "--out-dir", out, "--input", str(source), "--size-factor", "1e-4", *common]
+        ),
         _cli(["--log-level", "DEBUG", "report", "--out-dir", out, "--json"]),
         _cli(["finalize", "--out-dir", out, "--allow-incomplete"]),
     ]
@@ -82,7 +105,19 @@ def test_key_absent_from_every_file_and_stream(tmp_path, fake_teacher, api_key, 
     env_backup = os.environ[api_key_env]
     os.environ[api_key_env] = wrong
     try:
-        rejected = _cli(["--debug", "run", "--out-dir", str(tmp_path / "rejected"), "--input", str(source), "--size-factor", "1e-4", *common])
+        rejected = _cli(
+            [
+                "--debug",
+                "run",
+                "--out-dir",
+                str(tmp_path / "rejected"),
+                "--input",
+                str(source),
+                "--size-factor",
+                "1e-4",
+                *common,
+            ]
+        )
     finally:
         os.environ[api_key_env] = env_backup
     assert rejected.returncode == 1 and b"401" in rejected.stderr

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from orca_jax.augment.sampling.sample import SamplingSpec, sample_manifest
-from orca_jax.augment.store.durable import AppendOnlyJsonl, encode_line, iter_ids, iter_rows, quarantine_path, repair_jsonl
+from orca_jax.augment.store.durable import (
+    AppendOnlyJsonl,
+    encode_line,
+    iter_ids,
+    iter_rows,
+    quarantine_path,
+    repair_jsonl,
+)
 from orca_jax.augment.store.layout import OutputLayout, OutputLocked
 from orca_jax.augment.store.manifest import load_meta
 from orca_jax.augment.store.state import repair_outputs, scan_outputs
 
 
 def _rows(n: int, start: int = 0) -> list[bytes]:
-    return [encode_line({"id": f"niv.{i}", "response": f"text {i}\nwith \"quotes\" and ünïcode"}) for i in range(start, start + n)]
+    return [
+        encode_line({"id": f"niv.{i}", "response": f'text {i}\nwith "quotes" and ünïcode'})
+        for i in range(start, start + n)
+    ]
 
 
 def test_append_and_read_back(tmp_path):
@@ -98,7 +106,13 @@ def test_scan_marks_done_failed_and_duplicates(tmp_path, flan_jsonl):
     with AppendOnlyJsonl(layout.kept_apart) as out:
         out.append([encode_line({"id": "t0.3", "kept_apart_reason": "length"})])
     with AppendOnlyJsonl(layout.failures) as out:
-        out.append([encode_line({"id": "flan.1", "reason": "timeout"}), encode_line({"id": "niv.2", "reason": "http_400"}), encode_line({"id": "flan.1", "reason": "server_error"})])
+        out.append(
+            [
+                encode_line({"id": "flan.1", "reason": "timeout"}),
+                encode_line({"id": "niv.2", "reason": "http_400"}),
+                encode_line({"id": "flan.1", "reason": "server_error"}),
+            ]
+        )
     repair_outputs(layout)
     assert not layout.shard_path(1, 1).exists()
     state = scan_outputs(layout, meta)

@@ -14,7 +14,14 @@ from orca_jax.augment.teacher.client import Failure, FatalTeacherError, MissingA
 from orca_jax.augment.teacher.completion import MalformedResponse, parse_chat_completion
 from orca_jax.augment.teacher.pacing import BackoffPolicy, TokenBucket, parse_retry_after
 from orca_jax.augment.teacher.redaction import Secret
-from orca_jax.testing.fake_teacher import BAD_REQUEST_MARKER, CONTENT_FILTER_MARKER, FLAKY_MARKER, LENGTH_MARKER, FaultConfig, expected_digest
+from orca_jax.testing.fake_teacher import (
+    BAD_REQUEST_MARKER,
+    CONTENT_FILTER_MARKER,
+    FLAKY_MARKER,
+    LENGTH_MARKER,
+    FaultConfig,
+    expected_digest,
+)
 
 SYSTEM = "You are an AI assistant that helps people find information."
 
@@ -97,7 +104,9 @@ def _refused_url() -> str:
 
 def test_unreachable_endpoint_trips_the_circuit_breaker(ask, teacher_config, api_key):
     url = _refused_url()
-    config = teacher_config(url, max_retries=50, backoff_base_s=0.01, backoff_max_s=0.02, max_connection_errors=4, concurrency=2)
+    config = teacher_config(
+        url, max_retries=50, backoff_base_s=0.01, backoff_max_s=0.02, max_connection_errors=4, concurrency=2
+    )
     start = time.monotonic()
     with pytest.raises(FatalTeacherError) as caught:
         ask(config, _questions(3))
@@ -135,7 +144,9 @@ def test_malformed_json_is_retried_a_bounded_number_of_times(ask, fake_teacher, 
 
 def test_length_and_content_filter_are_kept_apart(ask, fake_teacher, teacher_config):
     server = fake_teacher()
-    length, filtered, bad = ask(teacher_config(server.base_url), [f"a {LENGTH_MARKER}", f"b {CONTENT_FILTER_MARKER}", f"c {BAD_REQUEST_MARKER}"])
+    length, filtered, bad = ask(
+        teacher_config(server.base_url), [f"a {LENGTH_MARKER}", f"b {CONTENT_FILTER_MARKER}", f"c {BAD_REQUEST_MARKER}"]
+    )
     assert length.kept_apart_reason == "length" and length.finish_reason == "length" and not length.for_training
     assert filtered.kept_apart_reason == "content_filter" and not filtered.for_training
     assert isinstance(bad, Failure) and bad.reason == "http_400" and bad.attempts == 1
@@ -167,7 +178,11 @@ def test_payload_and_api_key_loading(monkeypatch, teacher_config):
     client = TeacherClient(config, None)
     assert client.payload("", "q")["messages"] == [{"role": "user", "content": "q"}]  # paper's empty message #1
     body = client.payload("sys", "q")
-    assert body["messages"][0] == {"role": "system", "content": "sys"} and body["max_tokens"] == 256 and body["temperature"] == 0.7
+    assert (
+        body["messages"][0] == {"role": "system", "content": "sys"}
+        and body["max_tokens"] == 256
+        and body["temperature"] == 0.7
+    )
     monkeypatch.delenv(config.api_key_env, raising=False)
     with pytest.raises(MissingApiKey) as info:
         load_api_key(config)

@@ -19,16 +19,18 @@ SCRIPT = REPO / "benchmarks" / "train_throughput.py"
 def _env() -> dict[str, str]:
     """One CPU device (the conftest's 8 simulated devices would split batch 2 eight ways)."""
     env = dict(os.environ)
-    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
-                                if not f.startswith("--xla_force_host_platform_device_count"))
+    env["XLA_FLAGS"] = " ".join(
+        f for f in env.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")
+    )
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     return env
 
 
 def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.slow
@@ -36,16 +38,18 @@ def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def test_smoke_table_has_jax_torch_and_ratio():
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    result = _run("--presets", "tiny", "--length", "128", "--batch", "2", "--steps", "2", "--warmup", "1",
-                  "--in_process")
+    result = _run(
+        "--presets", "tiny", "--length", "128", "--batch", "2", "--steps", "2", "--warmup", "1", "--in_process"
+    )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert re.search(r"^\s+h100\s+989\.0 TFLOP/s", out, re.M), out  # the peak table, at the top
     assert out.index("TFLOP/s") < out.index("framework")
     number = r"[\d,.]+"
     jax_row = re.search(rf"^tiny\s+jax\s+.*\s2x128\s+{number}\s+{number}\s+{number}\s+{number}\s+{number}", out, re.M)
-    torch_row = re.search(rf"^tiny\s+torch\s+sdpa.*\s2x128\s+{number}\s+{number}\s+{number}\s+{number}\s+{number}",
-                          out, re.M)
+    torch_row = re.search(
+        rf"^tiny\s+torch\s+sdpa.*\s2x128\s+{number}\s+{number}\s+{number}\s+{number}\s+{number}", out, re.M
+    )
     ratio = re.search(r"^tiny\s+ratio\s+jax/torch tokens/s = (\d+\.\d+)x", out, re.M)
     assert jax_row and torch_row and ratio, out
     assert float(ratio.group(1)) > 0
@@ -63,11 +67,17 @@ def test_check_fused_skips_on_cpu():
 def test_packed_batches_are_packed_contract_batches():
     from _torch_peer import torch_positions  # benchmarks/ is on pytest's pythonpath (pyproject.toml)
     from train_throughput import packed_batches
+
     batches = packed_batches(128, 4, 2, vocab_size=1024, seed=0)
     assert len(batches) == 2
     for b in batches:
-        assert set(b) == {"decoder_input_tokens", "decoder_target_tokens", "decoder_loss_weights",
-                          "decoder_segment_ids", "decoder_positions"}
+        assert set(b) == {
+            "decoder_input_tokens",
+            "decoder_target_tokens",
+            "decoder_loss_weights",
+            "decoder_segment_ids",
+            "decoder_positions",
+        }
         assert all(v.shape == (4, 128) and v.dtype == np.int32 for v in b.values())
         assert b["decoder_segment_ids"].max(axis=1).mean() >= 2  # Orca-like: several examples per row
         pos = torch_positions(b["decoder_positions"], b["decoder_segment_ids"])
@@ -82,6 +92,7 @@ def test_torch_peer_computes_in_the_requested_dtype():
     """--dtype reaches the torch side: bf16 autocast for bfloat16, plain fp32 for float32."""
     torch = pytest.importorskip("torch")
     from _torch_peer import compute_context, precision_label
+
     cpu = torch.device("cpu")
     a = torch.ones(4, 4)
     for dtype, expected in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
@@ -97,8 +108,21 @@ def test_torch_peer_computes_in_the_requested_dtype():
 def test_smoke_float32_runs_both_sides_in_float32():
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    result = _run("--presets", "tiny", "--length", "128", "--batch", "2", "--steps", "1", "--warmup", "1",
-                  "--in_process", "--dtype", "float32")
+    result = _run(
+        "--presets",
+        "tiny",
+        "--length",
+        "128",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--in_process",
+        "--dtype",
+        "float32",
+    )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert re.search(r"tiny jax: fp32 master \+ float32 compute;", out), out

@@ -32,8 +32,16 @@ from orca_jax.training.checkpoints import (  # noqa: E402
 pytestmark = pytest.mark.torch
 
 TOL = 1e-4
-MHA = dict(vocab_size=97, hidden_size=32, intermediate_size=72, num_hidden_layers=2, num_attention_heads=4,
-           max_position_embeddings=64, rope_theta=500.0, rms_norm_eps=1e-6)
+MHA = dict(
+    vocab_size=97,
+    hidden_size=32,
+    intermediate_size=72,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=64,
+    rope_theta=500.0,
+    rms_norm_eps=1e-6,
+)
 GQA = dict(MHA, num_key_value_heads=2, rope_theta=10000.0, rms_norm_eps=1e-5)
 
 
@@ -51,9 +59,11 @@ def gqa_model(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kwargs,scan,shard", [
-    (MHA, True, None), (MHA, False, None), (GQA, True, "30KB"), (GQA, False, None)],
-    ids=["mha-scan", "mha-unrolled", "gqa-scan-sharded", "gqa-unrolled"])
+@pytest.mark.parametrize(
+    "kwargs,scan,shard",
+    [(MHA, True, None), (MHA, False, None), (GQA, True, "30KB"), (GQA, False, None)],
+    ids=["mha-scan", "mha-unrolled", "gqa-scan-sharded", "gqa-unrolled"],
+)
 def test_import_and_export_match_transformers(tmp_path, kwargs, scan, shard):
     result = hf_parity(str(tmp_path), scan_layers=scan, max_shard_size=shard, **kwargs)
     assert os.path.exists(tmp_path / "hf" / INDEX_FILE) == bool(shard)
@@ -66,14 +76,42 @@ def test_import_and_export_match_transformers(tmp_path, kwargs, scan, shard):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kwargs", [
-    dict(vocab_size=131, hidden_size=48, intermediate_size=40, num_hidden_layers=3, num_attention_heads=6,
-         num_key_value_heads=1, rope_theta=1e6, rms_norm_eps=1e-5),  # multi-query
-    dict(vocab_size=64, hidden_size=32, intermediate_size=96, num_hidden_layers=1, num_attention_heads=2,
-         head_dim=24, rope_theta=25000.0, rms_norm_eps=1e-4),  # head_dim != hidden/heads
-    dict(vocab_size=100, hidden_size=40, intermediate_size=56, num_hidden_layers=2, num_attention_heads=8,
-         num_key_value_heads=4, head_dim=6, tie_word_embeddings=True),  # tied, head_dim 6
-], ids=["mqa-3layers", "head_dim24", "tied-gqa"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(
+            vocab_size=131,
+            hidden_size=48,
+            intermediate_size=40,
+            num_hidden_layers=3,
+            num_attention_heads=6,
+            num_key_value_heads=1,
+            rope_theta=1e6,
+            rms_norm_eps=1e-5,
+        ),  # multi-query
+        dict(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=96,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            head_dim=24,
+            rope_theta=25000.0,
+            rms_norm_eps=1e-4,
+        ),  # head_dim != hidden/heads
+        dict(
+            vocab_size=100,
+            hidden_size=40,
+            intermediate_size=56,
+            num_hidden_layers=2,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            head_dim=6,
+            tie_word_embeddings=True,
+        ),  # tied, head_dim 6
+    ],
+    ids=["mqa-3layers", "head_dim24", "tied-gqa"],
+)
 def test_parity_on_other_llama_configs(tmp_path, kwargs):
     result = hf_parity(str(tmp_path), scan_layers=True, seed=3, max_position_embeddings=64, **kwargs)
     assert result["import"] < TOL and result["export"] < TOL, result
@@ -137,8 +175,14 @@ def test_bfloat16_checkpoint_imports_exactly_and_exports_bf16(tmp_path):
 
 def test_shape_mismatch_names_tensor_and_both_shapes(tmp_path, capsys):
     # Preset "tiny": vocab 1024, d_model 64, 2 layers, 4 heads, d_ff 176. This checkpoint has d_ff 128.
-    tiny_but_mlp = dict(vocab_size=1024, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                        num_attention_heads=4, max_position_embeddings=256)
+    tiny_but_mlp = dict(
+        vocab_size=1024,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=256,
+    )
     random_hf_llama(0, **tiny_but_mlp).save_pretrained(tmp_path / "hf")
     with pytest.raises(ShapeMismatchError, match=r"model\.layers\.0\.mlp\.gate_proj\.weight.*\(128, 64\).*\(176, 64\)"):
         import_hf(str(tmp_path / "hf"), preset="tiny")
@@ -151,8 +195,9 @@ def test_vocab_mismatch_hints_at_pad_rows(gqa_model):
     _, hf_dir, _, _ = gqa_model
     from orca_jax.models import presets
 
-    presets.PRESETS["_test_gqa"] = llama_config_from_hf(json.load(open(os.path.join(hf_dir, "config.json"))),
-                                                        vocab_size=GQA["vocab_size"] + 1)
+    presets.PRESETS["_test_gqa"] = llama_config_from_hf(
+        json.load(open(os.path.join(hf_dir, "config.json"))), vocab_size=GQA["vocab_size"] + 1
+    )
     try:
         with pytest.raises(ShapeMismatchError, match=r"embed_tokens.*\(97, 32\).*\(98, 32\).*add_pad_rows=1"):
             import_hf(hf_dir, preset="_test_gqa")
@@ -171,13 +216,16 @@ def test_missing_layers_are_reported(gqa_model):
 # ----------------------------------------------------------------------------- unsupported configs
 
 
-@pytest.mark.parametrize("change,field", [
-    ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling"),
-    ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}}, "llama3"),
-    ({"attention_bias": True}, "attention_bias"),
-    ({"mlp_bias": True}, "mlp_bias"),
-    ({"hidden_act": "gelu"}, "hidden_act"),
-])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling"),
+        ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}}, "llama3"),
+        ({"attention_bias": True}, "attention_bias"),
+        ({"mlp_bias": True}, "mlp_bias"),
+        ({"hidden_act": "gelu"}, "hidden_act"),
+    ],
+)
 def test_unsupported_hf_configs_are_refused(change, field):
     hf = dict(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
     with pytest.raises(UnsupportedConfigError, match=field):
@@ -185,8 +233,15 @@ def test_unsupported_hf_configs_are_refused(change, field):
 
 
 def test_config_mapping_reads_transformers_4_and_5_rope_fields():
-    hf = dict(vocab_size=32000, hidden_size=5120, num_hidden_layers=40, num_attention_heads=40,
-              intermediate_size=13824, rms_norm_eps=1e-6, max_position_embeddings=2048)
+    hf = dict(
+        vocab_size=32000,
+        hidden_size=5120,
+        num_hidden_layers=40,
+        num_attention_heads=40,
+        intermediate_size=13824,
+        rms_norm_eps=1e-6,
+        max_position_embeddings=2048,
+    )
     v4 = llama_config_from_hf({**hf, "rope_theta": 1e4, "rope_scaling": None}, vocab_size=32001)
     v5 = llama_config_from_hf({**hf, "rope_parameters": {"rope_type": "default", "rope_theta": 1e4}}, vocab_size=32001)
     from orca_jax.models import get_preset
@@ -201,8 +256,19 @@ def test_config_mapping_reads_transformers_4_and_5_rope_fields():
 def test_cli_import_save_load_and_export(gqa_model, tmp_path):
     _, hf_dir, tokens, want = gqa_model
     out, hf_out = str(tmp_path / "converted"), str(tmp_path / "hf_out")
-    assert main(["import_hf", f"--hf_dir={hf_dir}", f"--out_dir={out}", "--no-scan_layers", "--add_pad_rows=1",
-                 "--template=instruct"]) == 0
+    assert (
+        main(
+            [
+                "import_hf",
+                f"--hf_dir={hf_dir}",
+                f"--out_dir={out}",
+                "--no-scan_layers",
+                "--add_pad_rows=1",
+                "--template=instruct",
+            ]
+        )
+        == 0
+    )
     assert sorted(os.listdir(out)) == ["hf_config.json", "model_card.json", "model_config.json", "params"]
 
     params, config = load_host_params(out), load_model_config(out)
@@ -222,8 +288,18 @@ def test_cli_import_save_load_and_export(gqa_model, tmp_path):
     shutil.copytree(os.path.join(out, "params"), step_dir / "params")
     for name in ("model_config.json", "model_card.json"):
         shutil.copy(os.path.join(out, name), tmp_path / "run")
-    assert main(["export_hf", f"--checkpoint={step_dir}", f"--out_dir={hf_out}", f"--vocab_size={GQA['vocab_size']}",
-                 "--max_shard_size=20KB"]) == 0
+    assert (
+        main(
+            [
+                "export_hf",
+                f"--checkpoint={step_dir}",
+                f"--out_dir={hf_out}",
+                f"--vocab_size={GQA['vocab_size']}",
+                "--max_shard_size=20KB",
+            ]
+        )
+        == 0
+    )
     assert os.path.exists(os.path.join(hf_out, INDEX_FILE))
     reloaded = transformers.LlamaForCausalLM.from_pretrained(hf_out, attn_implementation="eager").eval()
     np.testing.assert_allclose(hf_logits(reloaded, tokens), want, atol=TOL)
@@ -241,8 +317,9 @@ def test_converter_does_not_import_torch_or_transformers():
     import subprocess
     import sys
 
-    code = ("import sys, orca_jax.convert.__main__; "
-            "bad = {'torch', 'transformers'} & set(sys.modules); assert not bad, bad")
+    code = (
+        "import sys, orca_jax.convert.__main__; bad = {'torch', 'transformers'} & set(sys.modules); assert not bad, bad"
+    )
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=repo)

@@ -19,10 +19,23 @@ from orca_jax.convert.safetensors_io import HFCheckpointReader  # noqa: E402
 pytestmark = pytest.mark.torch
 
 TOL = 1e-4
-BASE = dict(vocab_size=97, hidden_size=32, intermediate_size=72, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=256)
-LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-               "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+BASE = dict(
+    vocab_size=97,
+    hidden_size=32,
+    intermediate_size=72,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+)
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 500000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 64,
+}
 
 FAMILIES = {
     # Llama-2 shape: GQA, untied, rms eps 1e-5.
@@ -32,13 +45,24 @@ FAMILIES = {
     # Llama-3.2: llama3 RoPE (transformers-5 rope_parameters), tied as the 1B/3B models.
     "llama3-tied": (dict(BASE, rope_parameters=LLAMA3_ROPE, tie_word_embeddings=True), {"rope_type": "default"}),
     # Llama-3.1: the transformers-4 spelling, rope_theta + rope_scaling.
-    "llama3-rope_scaling": (dict(BASE, rope_theta=500000.0, rope_scaling={
-        k: v for k, v in LLAMA3_ROPE.items() if k != "rope_theta"}), {"rope_type": "default"}),
+    "llama3-rope_scaling": (
+        dict(BASE, rope_theta=500000.0, rope_scaling={k: v for k, v in LLAMA3_ROPE.items() if k != "rope_theta"}),
+        {"rope_type": "default"},
+    ),
     # Qwen2.5-0.5B shape: q/k/v biases, tied.
     "qwen2-bias-tied": (dict(BASE, model_type="qwen2", tie_word_embeddings=True, rope_theta=1e6), None),
     # SmolLM2: llama, GQA 3:1, tied.
-    "smollm2-tied": (dict(BASE, num_attention_heads=6, num_key_value_heads=2, hidden_size=48,
-                          tie_word_embeddings=True, rope_theta=100000.0), None),
+    "smollm2-tied": (
+        dict(
+            BASE,
+            num_attention_heads=6,
+            num_key_value_heads=2,
+            hidden_size=48,
+            tie_word_embeddings=True,
+            rope_theta=100000.0,
+        ),
+        None,
+    ),
 }
 
 
@@ -69,8 +93,9 @@ def test_tied_embedding_is_one_parameter_and_exports_tied(tmp_path):
     reader = HFCheckpointReader(str(tmp_path / "out"))
     assert "lm_head.weight" not in reader.keys()
     assert json.loads((tmp_path / "out" / "config.json").read_text())["tie_word_embeddings"] is True
-    np.testing.assert_array_equal(reader.get("model.embed_tokens.weight"),
-                                  model.model.embed_tokens.weight.detach().numpy())
+    np.testing.assert_array_equal(
+        reader.get("model.embed_tokens.weight"), model.model.embed_tokens.weight.detach().numpy()
+    )
 
 
 def test_qwen2_biases_land_on_q_k_v(tmp_path):
@@ -79,29 +104,41 @@ def test_qwen2_biases_land_on_q_k_v(tmp_path):
     params, config = import_hf(str(tmp_path), scan_layers=False)
     attn = params["layers_1"]["attention"]
     assert config.qkv_bias and config.family == "qwen2"
-    np.testing.assert_array_equal(attn["k_bias"], model.model.layers[1].self_attn.k_proj.bias.detach().numpy()
-                                  .reshape(2, 8))
+    np.testing.assert_array_equal(
+        attn["k_bias"], model.model.layers[1].self_attn.k_proj.bias.detach().numpy().reshape(2, 8)
+    )
     assert set(attn) == {"q_proj", "k_proj", "v_proj", "o_proj", "q_bias", "k_bias", "v_bias"}  # no o bias
 
 
 def _hf(**changes) -> dict:
-    return {"model_type": "llama", "vocab_size": 97, "hidden_size": 32, "intermediate_size": 72,
-            "num_hidden_layers": 2, "num_attention_heads": 4, **changes}
+    return {
+        "model_type": "llama",
+        "vocab_size": 97,
+        "hidden_size": 32,
+        "intermediate_size": 72,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        **changes,
+    }
 
 
-@pytest.mark.parametrize("changes,field", [
-    (dict(model_type="gemma"), "model_type"),
-    (dict(rope_scaling={"rope_type": "yarn", "factor": 4.0}), "rope_type"),
-    (dict(rope_parameters={"rope_type": "linear", "rope_theta": 1e4, "factor": 2.0}), "rope_type"),
-    (dict(rope_parameters={**LLAMA3_ROPE, "attention_factor": 2.0}), "attention_factor"),
-    (dict(rope_scaling={"rope_type": "llama3", "factor": 8.0}), "low_freq_factor"),
-    (dict(partial_rotary_factor=0.5), "partial_rotary_factor"),
-    (dict(attention_bias=True), "attention_bias"),
-    (dict(mlp_bias=True), "mlp_bias"),
-    (dict(hidden_act="gelu"), "hidden_act"),
-    (dict(model_type="qwen2", use_sliding_window=True, sliding_window=16), "use_sliding_window"),
-    (dict(model_type="mistral", layer_types=["sliding_attention", "full_attention"]), "layer_types"),
-], ids=lambda x: x if isinstance(x, str) else None)
+@pytest.mark.parametrize(
+    "changes,field",
+    [
+        (dict(model_type="gemma"), "model_type"),
+        (dict(rope_scaling={"rope_type": "yarn", "factor": 4.0}), "rope_type"),
+        (dict(rope_parameters={"rope_type": "linear", "rope_theta": 1e4, "factor": 2.0}), "rope_type"),
+        (dict(rope_parameters={**LLAMA3_ROPE, "attention_factor": 2.0}), "attention_factor"),
+        (dict(rope_scaling={"rope_type": "llama3", "factor": 8.0}), "low_freq_factor"),
+        (dict(partial_rotary_factor=0.5), "partial_rotary_factor"),
+        (dict(attention_bias=True), "attention_bias"),
+        (dict(mlp_bias=True), "mlp_bias"),
+        (dict(hidden_act="gelu"), "hidden_act"),
+        (dict(model_type="qwen2", use_sliding_window=True, sliding_window=16), "use_sliding_window"),
+        (dict(model_type="mistral", layer_types=["sliding_attention", "full_attention"]), "layer_types"),
+    ],
+    ids=lambda x: x if isinstance(x, str) else None,
+)
 def test_unsupported_config_fields_are_refused_by_name(changes, field):
     with pytest.raises(UnsupportedConfigError, match=field):
         llama_config_from_hf(_hf(**changes))

@@ -36,8 +36,9 @@ def smollm2(smollm2_hf_dir):
     length = max(map(len, rows))
     # Right padding: causal attention keeps the real positions independent of what follows them.
     tokens = np.array([r + [tokenizer.pad_token_id] * (length - len(r)) for r in rows])
-    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32,
-                                                              attn_implementation="eager").eval()
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        hf_dir, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
     want32 = hf_logits(model, tokens)
     want64 = hf_logits(model.double(), tokens)  # transformers' own fp32 error is measured against this
     model.float()
@@ -47,7 +48,7 @@ def smollm2(smollm2_hf_dir):
 
 def _real(x: np.ndarray, rows) -> np.ndarray:
     """The logits at real (non-pad) positions, flattened `[tokens, vocab]`."""
-    return np.concatenate([x[i, :len(r)] for i, r in enumerate(rows)])
+    return np.concatenate([x[i, : len(r)] for i, r in enumerate(rows)])
 
 
 def test_import_is_the_tied_135m_model(smollm2):
@@ -81,7 +82,8 @@ def test_export_round_trip_loads_tied_in_transformers(smollm2, tmp_path):
     assert exported["tie_word_embeddings"] is True and exported["model_type"] == "llama"
     assert "lm_head.weight" not in HFCheckpointReader(str(tmp_path)).keys()
     reloaded, info = transformers.AutoModelForCausalLM.from_pretrained(
-        str(tmp_path), dtype=torch.float32, attn_implementation="eager", output_loading_info=True)
+        str(tmp_path), dtype=torch.float32, attn_implementation="eager", output_loading_info=True
+    )
     assert not any(info.values()), info
     assert reloaded.num_parameters() == model.num_parameters()
     # Same weights, same transformers: the logits are bit-identical.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orca_jax.demo import files as demo_files
 from orca_jax.data.tokenizer import Tokenizer
+from orca_jax.demo import files as demo_files
 
 
 @pytest.fixture(scope="session")

@@ -43,8 +43,11 @@ def test_files_match_the_manifest():
         if name.endswith(".parquet"):
             assert pq.ParquetFile(path).metadata.num_rows == info["rows"]
     assert manifest["assistant_error_rate"] == teachers.ASSISTANT_ERROR_RATE
-    size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(files.DEMO_DATA_DIR, "**"), recursive=True)
-               if os.path.isfile(p))
+    size = sum(
+        os.path.getsize(p)
+        for p in glob.glob(os.path.join(files.DEMO_DATA_DIR, "**"), recursive=True)
+        if os.path.isfile(p)
+    )
     assert size < 3_000_000
 
 
@@ -67,7 +70,9 @@ def test_schema_ids_and_system_messages(shipped):
             assert r["system_message_id"] in allowed_system_message_ids(collection)
             assert r["system_message_id"] not in MULTIPLE_CHOICE_ONLY_IDS  # No family is multiple choice.
             assert r["system_prompt"] == SYSTEM_MESSAGES[r["system_message_id"]]
-    counts = {c: sum(r["collection"] == c for r in shipped["assistant_train"]) for c in ("cot", "niv2", "t0", "flan2021")}
+    counts = {
+        c: sum(r["collection"] == c for r in shipped["assistant_train"]) for c in ("cot", "niv2", "t0", "flan2021")
+    }
     assert counts == {"cot": 2000, "niv2": 1000, "t0": 2000, "flan2021": 1000}
     assert {1, 15} <= {r["system_message_id"] for r in shipped["assistant_train"]}
 
@@ -117,8 +122,10 @@ def test_held_out_sets_are_disjoint_from_training(shipped, queries):
     questions = {r["question"] for rows in shipped.values() for r in rows}
     train_keys = {q.problem.key for q in queries["train"] + queries["validation"]}
     assert len(train_keys) == 6 * (dataset.TRAIN_PER_KIND + dataset.VALIDATION_PER_KIND)
-    for level, directory, per_task in (("train", files.DEMO_BBH_EVAL_DIR, dataset.EVAL_PER_TASK),
-                                       ("ood", files.DEMO_BBH_OOD_DIR, dataset.OOD_PER_TASK)):
+    for level, directory, per_task in (
+        ("train", files.DEMO_BBH_EVAL_DIR, dataset.EVAL_PER_TASK),
+        ("ood", files.DEMO_BBH_OOD_DIR, dataset.OOD_PER_TASK),
+    ):
         held_out = dataset.build_eval_problems(level)
         keys = {p.key for ps in held_out.values() for p in ps}
         assert len(keys) == 6 * per_task
@@ -136,7 +143,7 @@ def size(p: families.Problem) -> int:
     q = p.bbh_input
     return {
         "multi_digit_addition": lambda: max(len(n) for n in re.findall(r"\d+", q)),
-        "web_of_lies": lambda: q.count(".") ,
+        "web_of_lies": lambda: q.count("."),
         "dyck_languages": lambda: len(q.split("Input: ")[1].split()),
         "object_counting": lambda: q.split(". How many")[0].count(",") + 1,
         "navigate": lambda: q.count("Take "),
@@ -219,7 +226,8 @@ def check_trace(p: families.Problem) -> None:
                 written = f"{carry}{written}"
                 continue
             x, y, c, dx, dy, c2, total, digits, c3 = re.fullmatch(
-                r"(\d+) \+ (\d+), carry (\d): (\d) \+ (\d) \+ (\d) = (\d+), digits (\d+), carry (\d)\.", line).groups()
+                r"(\d+) \+ (\d+), carry (\d): (\d) \+ (\d) \+ (\d) = (\d+), digits (\d+), carry (\d)\.", line
+            ).groups()
             assert (x, y) == (a or "0", b or "0") and int(c) == int(c2) == carry
             assert (int(dx), int(dy)) == (int(x[-1]), int(y[-1])) and int(total) == int(dx) + int(dy) + carry
             assert digits == str(int(total) % 10) + written and int(c3) == int(total) // 10
@@ -239,7 +247,8 @@ def check_trace(p: families.Problem) -> None:
         truth[first.group(1)] = first.group(2) == "tells the truth"
         for line in s[1:]:
             who, other, claim, status = re.fullmatch(
-                r"(\w+) says (\w+) (tells the truth|lies), so \w+ (tells the truth|lies)\.", line).groups()
+                r"(\w+) says (\w+) (tells the truth|lies), so \w+ (tells the truth|lies)\.", line
+            ).groups()
             assert (status == "tells the truth") == (truth[other] == (claim == "tells the truth"))
             truth[who] = status == "tells the truth"
     elif p.kind == "navigate":

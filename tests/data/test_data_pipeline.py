@@ -8,11 +8,12 @@ import re
 import gin
 import numpy as np
 import pytest
-from orca_data_testlib import make_rows, register_rows_task
 
 from orca_jax.data import registry
 from orca_jax.data.pipeline import make_batch_iterator
 from orca_jax.data.streams import EmptyStreamError
+
+from orca_data_testlib import make_rows, register_rows_task
 
 FEATURES = (
     "decoder_input_tokens",
@@ -298,7 +299,9 @@ def test_data_quality_counted_once_per_row_and_file(tmp_path, demo_tokenizer):
     directory = tmp_path / "d"
     directory.mkdir()
     names = [
-        register_rows_task(str(directory), {"a.parquet": good[:20] + bad, "b.jsonl": good[20:] + dupes}, collections=(c,))
+        register_rows_task(
+            str(directory), {"a.parquet": good[:20] + bad, "b.jsonl": good[20:] + dupes}, collections=(c,)
+        )
         for c in ("cot", "niv2", "t0", "flan2021")
     ]
     (directory / "c.parquet").write_bytes(b"")  # an empty shard: skipped and reported

@@ -49,7 +49,16 @@ def test_truncation_keeps_the_end_of_the_prompt_and_the_whole_response():
 def test_truncation_cuts_between_the_protected_header_and_footer():
     head, question, tail = [7, 8, 9], list(range(100, 160)), [5, 6]
     response = list(range(200, 210))
-    ex = build_example(head + question + tail, response, bos_id=1, eos_id=2, sequence_length=30, min_prompt_tokens=4, keep_head=3, keep_tail=2)
+    ex = build_example(
+        head + question + tail,
+        response,
+        bos_id=1,
+        eos_id=2,
+        sequence_length=30,
+        min_prompt_tokens=4,
+        keep_head=3,
+        keep_tail=2,
+    )
     kept_question = 30 - 11 - 5  # budget - (response + EOS) - header - footer
     assert ex.tokens.tolist() == [1, *head, *question[-kept_question:], *tail, *response, 2]
     assert ex.prompt_truncated and ex.prompt_length == 1 + 5 + kept_question
@@ -61,8 +70,18 @@ def test_response_is_never_cut_the_row_is_dropped_instead():
     ex = build_example(prompt, response, bos_id=1, eos_id=2, sequence_length=60, min_prompt_tokens=4)
     assert ex.tokens.tolist() == [1, *prompt, *response, 2] and not ex.prompt_truncated
     # With the chat header protected, the header alone can leave no room.
-    assert build_example(prompt, response[:5], bos_id=1, eos_id=2, sequence_length=14, min_prompt_tokens=1, keep_head=6, keep_tail=6) is None
-    assert build_example(prompt, response[:5], bos_id=1, eos_id=2, sequence_length=14, min_prompt_tokens=1, keep_head=3, keep_tail=4) is not None
+    assert (
+        build_example(
+            prompt, response[:5], bos_id=1, eos_id=2, sequence_length=14, min_prompt_tokens=1, keep_head=6, keep_tail=6
+        )
+        is None
+    )
+    assert (
+        build_example(
+            prompt, response[:5], bos_id=1, eos_id=2, sequence_length=14, min_prompt_tokens=1, keep_head=3, keep_tail=4
+        )
+        is not None
+    )
 
 
 def test_example_that_cannot_fit_is_dropped():
@@ -102,7 +121,11 @@ def test_preprocessor_matches_manual_steps(demo_tokenizer):
     )
     assert demo_tokenizer.decode(ex.tokens[ex.prompt_length :]) == ROW.response
     assert pre.batch([ROW, ROW])[1].tokens.tolist() == ex.tokens.tolist()
-    assert ExamplePreprocessor(demo_tokenizer, sequence_length=8, min_prompt_tokens=8)(ROW) == TOO_LONG == "response_too_long"
+    assert (
+        ExamplePreprocessor(demo_tokenizer, sequence_length=8, min_prompt_tokens=8)(ROW)
+        == TOO_LONG
+        == "response_too_long"
+    )
 
 
 @pytest.mark.parametrize("system", ["You are an AI assistant.", ""])

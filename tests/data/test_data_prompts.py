@@ -9,9 +9,10 @@ import textwrap
 
 import gin
 import pytest
-from orca_data_testlib import ROOT
 
 from orca_jax.data import prompts
+
+from orca_data_testlib import ROOT
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess:

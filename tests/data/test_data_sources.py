@@ -7,9 +7,10 @@ import json
 import os
 
 import pytest
-from orca_data_testlib import make_rows
 
 from orca_jax.data import fileio, rows, sources
+
+from orca_data_testlib import make_rows
 
 
 def _read_all(units):

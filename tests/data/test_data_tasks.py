@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 seqio = pytest.importorskip("seqio")
-import tensorflow as tf  # noqa: E402
-from orca_data_testlib import make_rows  # noqa: E402
 
 import tasks  # noqa: E402, F401
 from orca_jax.data import pipeline, registry, sources  # noqa: E402
-from orca_jax.demo import files as demo_files  # noqa: E402
 from orca_jax.data.pipeline import make_batch_iterator  # noqa: E402
 from orca_jax.data.preprocessors import ExamplePreprocessor  # noqa: E402
 from orca_jax.data.rows import validate_row  # noqa: E402
+from orca_jax.demo import files as demo_files  # noqa: E402
 from tasks import seqio_face  # noqa: E402
+
+from orca_data_testlib import make_rows  # noqa: E402
 
 pytestmark = pytest.mark.seqio
 
@@ -94,7 +94,9 @@ def test_mixing_rates_paper_or_num_examples():
     finally:
         gin.clear_config()
     assert (
-        seqio.get_mixture_or_task("orca_demo_stage1_mixture").get_rate(seqio.get_mixture_or_task("orca_demo_assistant_cot"))
+        seqio.get_mixture_or_task("orca_demo_stage1_mixture").get_rate(
+            seqio.get_mixture_or_task("orca_demo_assistant_cot")
+        )
         == 150_000.0
     )
 

@@ -27,12 +27,14 @@ def _tokenizer_dir(path, *, bos: bool):
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     backend.train_from_iterator(["the answer is 42", "What is 2 + 2?", "user assistant system"] * 20, trainer)
     if bos:
-        backend.post_processor = processors.TemplateProcessing(single="<|endoftext|> $A",
-                                                               special_tokens=[("<|endoftext|>", 0)])
+        backend.post_processor = processors.TemplateProcessing(
+            single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)]
+        )
     path.mkdir()
     backend.save(str(path / "tokenizer.json"))
     (path / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>", "pad_token": "<|im_end|>"}))
@@ -42,8 +44,12 @@ def _tokenizer_dir(path, *, bos: bool):
 @pytest.mark.parametrize("bos", [False, True])
 def test_seqio_task_with_hf_tokenizer_matches_python(tmp_path, bos):
     tok_dir = _tokenizer_dir(tmp_path / "tok", bos=bos)
-    rows = [{"id": f"cot.{i}", "system_prompt": s, "question": q, "response": r} for i, (s, q, r) in
-            enumerate([("", "What is 2 + 2?", "4"), ("Be brief.", "the answer?", " The answer is 42.\n")])]
+    rows = [
+        {"id": f"cot.{i}", "system_prompt": s, "question": q, "response": r}
+        for i, (s, q, r) in enumerate(
+            [("", "What is 2 + 2?", "4"), ("Be brief.", "the answer?", " The answer is 42.\n")]
+        )
+    ]
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = registry.TaskSpec(f"test_hf_vocab_{bos}", {"train": (str(data),)}, "gpt-4", str(tok_dir))

@@ -7,8 +7,8 @@ import pickle
 
 import pytest
 
-from orca_jax.demo import files as demo_files
 from orca_jax.data.tokenizer import HFTokenizer, Tokenizer, load_tokenizer, prefix_ids, train_tokenizer
+from orca_jax.demo import files as demo_files
 
 
 def test_bundled_tokenizer_layout(demo_tokenizer):
@@ -72,8 +72,9 @@ def test_training_is_reproducible(tmp_path):
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 
 
-def _write_hf_tokenizer(directory, *, bos_processor: bool, config: dict | None, generation: dict | None = None,
-                        specials=SPECIALS):
+def _write_hf_tokenizer(
+    directory, *, bos_processor: bool, config: dict | None, generation: dict | None = None, specials=SPECIALS
+):
     """A tiny word-level tokenizer.json (+ optional tokenizer_config.json / generation_config.json)."""
     from tokenizers import Tokenizer as Backend
     from tokenizers import models, pre_tokenizers, processors
@@ -95,8 +96,9 @@ def _write_hf_tokenizer(directory, *, bos_processor: bool, config: dict | None, 
 
 
 def test_hf_tokenizer_without_bos_keeps_its_pad(tmp_path):
-    d = _write_hf_tokenizer(tmp_path / "t", bos_processor=False,
-                            config={"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"})
+    d = _write_hf_tokenizer(
+        tmp_path / "t", bos_processor=False, config={"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
+    )
     t = load_tokenizer(str(d))
     assert isinstance(t, HFTokenizer) and t.kind == "huggingface"
     assert (t.bos_id, t.eos_id, t.pad_id, t.vocab_size) == (None, 2, 3, 14)
@@ -117,13 +119,20 @@ def test_hf_tokenizer_bos_from_post_processor_and_pad_row(tmp_path):
 
 
 def test_hf_tokenizer_config_overrides_and_generation_config(tmp_path):
-    d = _write_hf_tokenizer(tmp_path / "t", bos_processor=True, config={"add_bos_token": False},
-                            generation={"eos_token_id": [2, 8], "pad_token_id": 3})
+    d = _write_hf_tokenizer(
+        tmp_path / "t",
+        bos_processor=True,
+        config={"add_bos_token": False},
+        generation={"eos_token_id": [2, 8], "pad_token_id": 3},
+    )
     t = load_tokenizer(str(d))
     assert (t.bos_id, t.eos_id, t.pad_id, t.stop_ids) == (None, 2, 3, (2, 8))
     assert t.decode(t.encode("hello is the")) == "hello"  # "is" (8) is a stop id
-    d2 = _write_hf_tokenizer(tmp_path / "t2", bos_processor=False,
-                             config={"add_bos_token": True, "bos_token": {"content": "<s>"}, "eos_token": "</s>"})
+    d2 = _write_hf_tokenizer(
+        tmp_path / "t2",
+        bos_processor=False,
+        config={"add_bos_token": True, "bos_token": {"content": "<s>"}, "eos_token": "</s>"},
+    )
     assert load_tokenizer(str(d2)).bos_id == 1
 
 
@@ -133,8 +142,12 @@ def test_hf_tokenizer_pickles_and_fingerprints(tmp_path):
     clone = pickle.loads(pickle.dumps(t))
     assert clone.encode("the answer") == t.encode("the answer") and clone.sha256 == t.sha256
     (d / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>", "pad_token": "<pad>"}))
-    assert HFTokenizer(dict(t.files, **{"tokenizer_config.json": (d / "tokenizer_config.json").read_bytes()}),
-                       str(d)).sha256 != t.sha256
+    assert (
+        HFTokenizer(
+            dict(t.files, **{"tokenizer_config.json": (d / "tokenizer_config.json").read_bytes()}), str(d)
+        ).sha256
+        != t.sha256
+    )
 
 
 def test_sentencepiece_through_load_tokenizer(tmp_path):
@@ -164,15 +177,23 @@ def test_bad_tokenizer_paths_are_clear_errors(tmp_path):
 # -- SmolLM2's tokenizer against transformers' apply_chat_template -----------------------------
 
 # The generic ChatML template (SmolLM2's own adds a default system message when there is none).
-CHATML_JINJA = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-                "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
-                "{% endif %}")
+CHATML_JINJA = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% endif %}"
+)
 CHAT_ROWS = [
     ("", "What is 2 + 2?", "4"),
-    ("You are a helpful assistant, who always provide explanation.",
-     "Translate 'chat' to English.\nOptions:\n(A) cat\n(B) dog", " The answer is (A).\n\nBecause 'chat' means cat."),
-    ("You are an AI assistant. Think step by step.", "Numbers: 12345 and 3.14 — café ☃  two  spaces",
-     "Step 1: 12345 + 1 = 12346.\n  Done.\n"),
+    (
+        "You are a helpful assistant, who always provide explanation.",
+        "Translate 'chat' to English.\nOptions:\n(A) cat\n(B) dog",
+        " The answer is (A).\n\nBecause 'chat' means cat.",
+    ),
+    (
+        "You are an AI assistant. Think step by step.",
+        "Numbers: 12345 and 3.14 — café ☃  two  spaces",
+        "Step 1: 12345 + 1 = 12346.\n  Done.\n",
+    ),
 ]
 
 
@@ -191,12 +212,14 @@ def test_smollm2_examples_match_apply_chat_template(smollm2_hf_dir):
     pre = ExamplePreprocessor(tok, sequence_length=512, template="chatml")
     for system, user, response in CHAT_ROWS:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-        prompt_ref = ref.apply_chat_template(messages, chat_template=CHATML_JINJA, add_generation_prompt=True,
-                                             tokenize=True)["input_ids"]
-        full_ref = ref.apply_chat_template(messages + [{"role": "assistant", "content": response}],
-                                           chat_template=CHATML_JINJA, tokenize=True)["input_ids"]
+        prompt_ref = ref.apply_chat_template(
+            messages, chat_template=CHATML_JINJA, add_generation_prompt=True, tokenize=True
+        )["input_ids"]
+        full_ref = ref.apply_chat_template(
+            messages + [{"role": "assistant", "content": response}], chat_template=CHATML_JINJA, tokenize=True
+        )["input_ids"]
         example = pre(OrcaRow("cot.1", system, user, response, "cot", "gpt-4"))
         assert example.tokens.tolist() == full_ref[:-1] and full_ref[-1:] == tok.encode("\n")
-        assert example.tokens[:example.prompt_length].tolist() == prompt_ref
+        assert example.tokens[: example.prompt_length].tolist() == prompt_ref
         assert prompt_token_ids(tok, system, user, template="chatml") == prompt_ref
         assert prompt_ref[:2] != [1, 1]  # never <|im_start|><|im_start|>

@@ -13,16 +13,36 @@ import pytest
 
 seqio = pytest.importorskip("seqio")
 
-from orca_data_testlib import ROOT  # noqa: E402
-
 from orca_jax.data import pipeline, seqio_adapter  # noqa: E402
 from orca_jax.training.metrics import read_metrics  # noqa: E402
+
+from orca_data_testlib import ROOT  # noqa: E402
 
 pytestmark = pytest.mark.seqio
 
 TASK = "user_arithmetic_task"
-ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
@@ -39,13 +59,25 @@ def user_task(tmp_path_factory):
     import sentencepiece as spm
 
     root = tmp_path_factory.mktemp("user")
-    lines = [f"what is {number(a)} plus {number(b)} ?\tthe sum is {number(a + b)} ." for a in range(0, 100, 9)
-             for b in range(0, 100, 11)]
+    lines = [
+        f"what is {number(a)} plus {number(b)} ?\tthe sum is {number(a + b)} ."
+        for a in range(0, 100, 9)
+        for b in range(0, 100, 11)
+    ]
     (root / "train.tsv").write_text("\n".join(lines) + "\n")
     spm.SentencePieceTrainer.train(  # T5 layout: pad 0, EOS 1, UNK 2, no BOS
-        input=str(root / "train.tsv"), model_prefix=str(root / "user_spm"), vocab_size=100, model_type="bpe",
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
-    (root / "user_tasks.py").write_text(textwrap.dedent(f"""
+        input=str(root / "train.tsv"),
+        model_prefix=str(root / "user_spm"),
+        vocab_size=100,
+        model_type="bpe",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        minloglevel=2,
+    )
+    (root / "user_tasks.py").write_text(
+        textwrap.dedent(f"""
         import seqio
         import tensorflow as tf
 
@@ -66,10 +98,12 @@ def user_task(tmp_path_factory):
             output_features={{"inputs": seqio.Feature(VOCAB, add_eos=False),
                               "targets": seqio.Feature(VOCAB, add_eos=True)}},
         )
-        """))
+        """)
+    )
     sys.path.insert(0, str(root))
     try:
         import user_tasks  # noqa: F401
+
         yield root
     finally:
         sys.path.remove(str(root))
@@ -83,23 +117,29 @@ def test_loss_weights_cover_exactly_the_targets_tokens(user_task):
     n_in, n_tg = len(raw["inputs"]), len(raw["targets"])
     assert raw["targets"][-1] == 1  # The task's EOS, from its own preprocessors.
     assert example.tokens.tolist() == raw["inputs"].tolist() + raw["targets"].tolist()
-    assert example.loss_weights().tolist() == [0] * (n_in - 1) + [1] * n_tg  # Targets are tokens[n_in:] = targets[n_in - 1:].
-    assert example.targets()[n_in - 1:].tolist() == raw["targets"].tolist()
+    assert (
+        example.loss_weights().tolist() == [0] * (n_in - 1) + [1] * n_tg
+    )  # Targets are tokens[n_in:] = targets[n_in - 1:].
+    assert example.targets()[n_in - 1 :].tolist() == raw["targets"].tolist()
 
-    it = pipeline.make_batch_iterator(TASK, 64, 4, process_index=0, process_count=1, num_epochs=1, shuffle=False,
-                                      pack=False)
+    it = pipeline.make_batch_iterator(
+        TASK, 64, 4, process_index=0, process_count=1, num_epochs=1, shuffle=False, pack=False
+    )
     batch = next(it)
     first = batch["decoder_segment_ids"][0] == 1
-    assert batch["decoder_target_tokens"][0][first & (batch["decoder_loss_weights"][0] == 1)].tolist() == \
-        raw["targets"].tolist()
+    assert (
+        batch["decoder_target_tokens"][0][first & (batch["decoder_loss_weights"][0] == 1)].tolist()
+        == raw["targets"].tolist()
+    )
     assert sum(int(b["decoder_loss_weights"].sum()) for b in [batch, *it]) == it.stats()["loss_tokens"]
     assert it.stats()["examples/" + TASK] == 12 * 10 and it.tokenizer is None  # A T5-style model has no BOS piece.
 
 
 def test_restore_continues_a_seqio_task(user_task):
     def make():
-        return pipeline.make_batch_iterator(TASK, 64, 4, process_index=0, process_count=1, shuffle_window=16,
-                                            pack_window=16)
+        return pipeline.make_batch_iterator(
+            TASK, 64, 4, process_index=0, process_count=1, shuffle_window=16, pack_window=16
+        )
 
     it = make()
     for _ in range(3):
@@ -116,7 +156,8 @@ def test_restore_continues_a_seqio_task(user_task):
 @pytest.mark.slow
 def test_trainer_trains_on_a_user_seqio_task(user_task, tmp_path):
     gin_file = tmp_path / "user_run.gin"
-    gin_file.write_text(textwrap.dedent(f"""
+    gin_file.write_text(
+        textwrap.dedent(f"""
         import user_tasks
         include 'models/tiny.gin'
         include 'partitioning/fsdp.gin'
@@ -134,12 +175,18 @@ def test_trainer_trains_on_a_user_seqio_task(user_task, tmp_path):
         OptimizerConfig.warmup_steps = 2
         StageConfig.log_every_steps = 1
         CheckpointConfig.async_save = False
-        """))
+        """)
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(user_task), ROOT])}
     env.pop("PYTEST_CURRENT_TEST", None)
-    result = subprocess.run([sys.executable, "-m", "orca_jax.train", f"--gin_file={gin_file}",
-                             f"--gin.MODEL_DIR={tmp_path / 'run'}"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "orca_jax.train", f"--gin_file={gin_file}", f"--gin.MODEL_DIR={tmp_path / 'run'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     records = read_metrics(str(tmp_path / "run" / "stage1"))
     losses = [r["loss"] for r in records]

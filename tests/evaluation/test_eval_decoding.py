@@ -49,10 +49,10 @@ def _teacher_forced_argmax(cfg, params, prompts, generated):
     tokens = np.zeros((len(seqs), length), np.int32)
     segments = np.zeros_like(tokens)
     for i, s in enumerate(seqs):  # right padding (segment 0) does not affect earlier positions
-        tokens[i, :len(s)], segments[i, :len(s)] = s, 1
+        tokens[i, : len(s)], segments[i, : len(s)] = s, 1
     logits = Llama(cfg).apply({"params": params}, tokens, None, segments)
     best = np.asarray(jnp.argmax(logits, axis=-1))
-    return [best[i, len(p) - 1:len(p) - 1 + len(g)].tolist() for i, (p, g) in enumerate(zip(prompts, generated))]
+    return [best[i, len(p) - 1 : len(p) - 1 + len(g)].tolist() for i, (p, g) in enumerate(zip(prompts, generated))]
 
 
 def test_left_pad_layout():
@@ -103,7 +103,7 @@ def test_eos_stops_a_row_and_the_rest_continue(model, greedy_b3):
     assert out.tokens[0] == row[:cut] and out.finished[0]
     for k in (1, 2):
         expected = greedy_b3.tokens[k]
-        expected = expected[:expected.index(eos)] if eos in expected else expected
+        expected = expected[: expected.index(eos)] if eos in expected else expected
         assert out.tokens[k] == expected
 
 
@@ -141,7 +141,7 @@ def test_option_loglik_equals_full_forward(model):
     tokens = np.zeros((len(seqs), max(map(len, seqs))), np.int32)
     segments = np.zeros_like(tokens)
     for i, s in enumerate(seqs):
-        tokens[i, :len(s)], segments[i, :len(s)] = s, 1
+        tokens[i, : len(s)], segments[i, : len(s)] = s, 1
     logp = jax.nn.log_softmax(Llama(cfg).apply({"params": params}, tokens, None, segments), axis=-1)
     for i, (p, c) in enumerate(zip(ps, conts)):
         want = sum(float(logp[i, len(p) - 1 + k, t]) for k, t in enumerate(c))
@@ -184,8 +184,18 @@ def test_kv_cache_is_sized_to_the_request_not_the_model():
     out = dec.generate(prompts, NEW)
     assert out.tokens == _decoder(cfg.replace(max_len=64), params).generate(prompts, NEW).tokens
     tokens, positions, segments = left_pad(prompts, 32, PAD, 3)
-    args = (params, tokens, positions, segments, np.zeros((3, 2), np.uint32), np.ones(3, bool),
-            np.int32(EOS), np.int32(PAD), np.float32(1.0), np.float32(1.0))
+    args = (
+        params,
+        tokens,
+        positions,
+        segments,
+        np.zeros((3, 2), np.uint32),
+        np.ones(3, bool),
+        np.int32(EOS),
+        np.int32(PAD),
+        np.float32(1.0),
+        np.float32(1.0),
+    )
     hlo = dec._jit(_generate_cached, max_new_tokens=NEW, greedy=True).lower(*args).as_text()
     kv = f"3x{cache_length(32, NEW)}x{cfg.num_kv_heads}x{cfg.dims_per_head}xf32"  # [batch, slots, kv, hd]
     assert kv in hlo and "4096" not in hlo
@@ -222,6 +232,6 @@ def test_smollm2_greedy_tokens_equal_transformers_generate(smollm2_hf_dir):
     batch = tokenizer(SMOLLM2_PROMPTS, return_tensors="pt", padding=True)
     with torch.no_grad():
         out = model.generate(**batch, do_sample=False, max_new_tokens=new, min_new_tokens=new)
-    theirs = out[:, batch["input_ids"].shape[1]:].tolist()
+    theirs = out[:, batch["input_ids"].shape[1] :].tolist()
     assert [len(t) for t in ours.tokens] == [new] * 4
     assert ours.tokens == theirs

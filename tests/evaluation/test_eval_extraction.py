@@ -28,10 +28,16 @@ MULTIPLE_CHOICE_CASES = [
     ("I would choose (A).", "A"),
     ("Option C is correct because the path has six vertices.", "C"),
     ("(D) is the correct answer, as the shape has two pairs of adjacent equal sides.", "D"),
-    ("The SVG path draws a heptagon. The path has seven line segments that return to the start, "
-     "so the answer is (B).", "B"),
-    ("Let's count the vertices: there are 7 distinct points, and the path closes. "
-     "Therefore, among A through E, the answer is B.", "B"),
+    (
+        "The SVG path draws a heptagon. The path has seven line segments that return to the start, "
+        "so the answer is (B).",
+        "B",
+    ),
+    (
+        "Let's count the vertices: there are 7 distinct points, and the path closes. "
+        "Therefore, among A through E, the answer is B.",
+        "B",
+    ),
     ("heptagon", "B"),
     ("Heptagon.", "B"),
     ("The path draws a kite.", "D"),
@@ -141,11 +147,14 @@ def test_labels(output, labels, expected):
     assert ex.extract_label(ex.clean_output(output), labels) == expected
 
 
-@pytest.mark.parametrize("output, labels", [
-    ("I cannot tell.", BOOL),
-    ("It depends on whether it is True or False.", BOOL),
-    ("", YES_NO),
-])
+@pytest.mark.parametrize(
+    "output, labels",
+    [
+        ("I cannot tell.", BOOL),
+        ("It depends on whether it is True or False.", BOOL),
+        ("", YES_NO),
+    ],
+)
 def test_labels_unparseable(output, labels):
     assert ex.extract_label(output, labels) is None
 
@@ -211,8 +220,9 @@ def test_word_list_wrong_order_is_extracted_but_wrong():
     assert s.extracted == "syndrome apple it&t therefrom" and not s.correct
 
 
-DYCK_QUESTION = ("Complete the rest of the sequence, making sure that the parentheses are closed properly. "
-                 "Input: ( [ { } <")
+DYCK_QUESTION = (
+    "Complete the rest of the sequence, making sure that the parentheses are closed properly. Input: ( [ { } <"
+)
 DYCK_CASES = [
     "> ] )",
     ">])",
@@ -233,8 +243,10 @@ def test_dyck(output):
 MATH_CASES = [
     ("\\frac{3}{4}", "\\frac{3}{4}"),
     ("The answer is $\\frac{3}{4}$.", "\\frac{3}{4}"),
-    ("We add the fractions: $\\frac{1}{2}+\\frac{1}{4}=\\frac{3}{4}$. So the final answer is $\\boxed{\\frac34}$.",
-     "\\frac{3}{4}"),
+    (
+        "We add the fractions: $\\frac{1}{2}+\\frac{1}{4}=\\frac{3}{4}$. So the final answer is $\\boxed{\\frac34}$.",
+        "\\frac{3}{4}",
+    ),
     ("0.75", "\\frac{3}{4}"),
     ("3/4", "\\dfrac{3}{4}"),
     ("The answer is 5.", "5"),

@@ -14,10 +14,17 @@ def test_bbh_format_dir_loads_every_task_with_its_answer_type(bbh_fixture_dir, b
     assert sorted(tasks) == sorted(bbh_fixture)
     assert {t: len(ex) for t, ex in tasks.items()} == {t: len(r) for t, r in bbh_fixture.items()}
     types = {t: ex[0].answer_type for t, ex in tasks.items()}
-    assert types == {"boolean_expressions": at.LABEL, "navigate": at.LABEL, "formal_fallacies": at.LABEL,
-                     "date_understanding": at.MULTIPLE_CHOICE, "movie_recommendation": at.FREE_TEXT,
-                     "object_counting": at.NUMBER, "multistep_arithmetic_two": at.NUMBER,
-                     "word_sorting": at.WORD_LIST, "dyck_languages": at.DYCK}
+    assert types == {
+        "boolean_expressions": at.LABEL,
+        "navigate": at.LABEL,
+        "formal_fallacies": at.LABEL,
+        "date_understanding": at.MULTIPLE_CHOICE,
+        "movie_recommendation": at.FREE_TEXT,
+        "object_counting": at.NUMBER,
+        "multistep_arithmetic_two": at.NUMBER,
+        "word_sorting": at.WORD_LIST,
+        "dyck_languages": at.DYCK,
+    }
     # The option-text target of movie_recommendation is free text; its other examples stay MC.
     movie = tasks["movie_recommendation"]
     assert [e.answer_type for e in movie[:2]] == [at.FREE_TEXT, at.MULTIPLE_CHOICE]
@@ -25,7 +32,9 @@ def test_bbh_format_dir_loads_every_task_with_its_answer_type(bbh_fixture_dir, b
     assert tasks["boolean_expressions"][0].labels == ("False", "True")
     assert tasks["navigate"][0].labels == ("No", "Yes")
     assert tasks["formal_fallacies"][0].labels == ("invalid", "valid")
-    assert tasks["date_understanding"][2].index == 2 and tasks["date_understanding"][2].uid == "bbh/date_understanding/2"
+    assert (
+        tasks["date_understanding"][2].index == 2 and tasks["date_understanding"][2].uid == "bbh/date_understanding/2"
+    )
 
 
 def test_bbh_task_subset_and_missing_task(bbh_fixture_dir, tmp_path):
@@ -56,37 +65,49 @@ def test_agieval_default_tasks_options_and_targets(agieval_fixture_dir):
     assert gaokao.options[0] == ("A", "stop using batteries.")
 
 
-@pytest.mark.parametrize("options, expected", [
-    (["(A)x", "(B)y"], [("A", "x"), ("B", "y")]),
-    ([" A. They will be moved.  ", "(B)annoyed"], [("A", "They will be moved."), ("B", "annoyed")]),
-    (["A first", "B Third", "C Fourth"], [("A", "first"), ("B", "Third"), ("C", "Fourth")]),
-    (["A person walks", "(B)x"], [("A", "A person walks"), ("B", "x")]),
-    (["(A)A is a doctor;", "(B)I am;", "C? Geng is not;", "D? Ding is."],
-     [("A", "A is a doctor;"), ("B", "I am;"), ("C", "Geng is not;"), ("D", "Ding is.")]),
-    (["(A)Warehouse No.1", "Storehouse B.3"], [("A", "Warehouse No.1"), ("B", "Storehouse B.3")]),
-])
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (["(A)x", "(B)y"], [("A", "x"), ("B", "y")]),
+        ([" A. They will be moved.  ", "(B)annoyed"], [("A", "They will be moved."), ("B", "annoyed")]),
+        (["A first", "B Third", "C Fourth"], [("A", "first"), ("B", "Third"), ("C", "Fourth")]),
+        (["A person walks", "(B)x"], [("A", "A person walks"), ("B", "x")]),
+        (
+            ["(A)A is a doctor;", "(B)I am;", "C? Geng is not;", "D? Ding is."],
+            [("A", "A is a doctor;"), ("B", "I am;"), ("C", "Geng is not;"), ("D", "Ding is.")],
+        ),
+        (["(A)Warehouse No.1", "Storehouse B.3"], [("A", "Warehouse No.1"), ("B", "Storehouse B.3")]),
+    ],
+)
 def test_agieval_option_normalisation(options, expected):
     assert list(loaders.normalize_agieval_options(options)) == expected
 
 
 def test_paper_task_sets():
     assert len(loaders.BBH_TASKS) == 27 and len(loaders.BBH_PAPER_TASKS) == 23
-    assert set(loaders.BBH_FREE_FORM_TASKS) == {"dyck_languages", "multistep_arithmetic_two",
-                                                "object_counting", "word_sorting"}
+    assert set(loaders.BBH_FREE_FORM_TASKS) == {
+        "dyck_languages",
+        "multistep_arithmetic_two",
+        "object_counting",
+        "word_sorting",
+    }
     assert len(loaders.AGIEVAL_ENGLISH_MC_TASKS) == 8
 
 
-@pytest.mark.parametrize("targets, kind", [
-    (["(A)", "(B)", "(C)"], at.MULTIPLE_CHOICE),
-    (["True", "False", "True"], at.LABEL),
-    (["yes", "no", "no"], at.LABEL),
-    (["valid", "invalid"], at.LABEL),
-    (["True"], at.LABEL),
-    (["12", "-3", "7"], at.NUMBER),
-    (["] ]", ")", "} > )"], at.DYCK),
-    (["apple bear", "cat dog eel", "ant"], at.WORD_LIST),
-    (["Paris", "the blue whale", "42 apples"], at.FREE_TEXT),
-])
+@pytest.mark.parametrize(
+    "targets, kind",
+    [
+        (["(A)", "(B)", "(C)"], at.MULTIPLE_CHOICE),
+        (["True", "False", "True"], at.LABEL),
+        (["yes", "no", "no"], at.LABEL),
+        (["valid", "invalid"], at.LABEL),
+        (["True"], at.LABEL),
+        (["12", "-3", "7"], at.NUMBER),
+        (["] ]", ")", "} > )"], at.DYCK),
+        (["apple bear", "cat dog eel", "ant"], at.WORD_LIST),
+        (["Paris", "the blue whale", "42 apples"], at.FREE_TEXT),
+    ],
+)
 def test_classify_targets(targets, kind):
     assert at.classify_targets(targets) == kind
 

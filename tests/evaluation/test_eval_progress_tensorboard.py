@@ -4,14 +4,14 @@ import glob
 import logging
 import struct
 
-import jax
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import pytest
 from tensorboardX.proto import event_pb2
 
-from orca_jax.demo.files import DEMO_TOKENIZER_PATH
 from orca_jax.data.tokenizer import Tokenizer
+from orca_jax.demo.files import DEMO_TOKENIZER_PATH
 from orca_jax.evaluation import report, runner
 from orca_jax.models import Llama, get_preset
 
@@ -36,8 +36,8 @@ def read_scalars(logdir) -> dict[str, tuple[int, float]]:
         data = open(path, "rb").read()
         pos = 0
         while pos < len(data):
-            (length,) = struct.unpack("<Q", data[pos:pos + 8])
-            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
             pos += 12 + length + 4
             for value in event.summary.value:
                 out[value.tag] = (event.step, value.simple_value)
@@ -45,18 +45,37 @@ def read_scalars(logdir) -> dict[str, tuple[int, float]]:
 
 
 def _evaluate(checkpoint, out, bbh_fixture_dir, tokenizer, params, **kwargs):
-    return runner.evaluate(checkpoint, str(out), model_config=TINY, tokenizer=tokenizer, params=params,
-                           bbh_dir=bbh_fixture_dir, benchmarks=["bbh"], max_new_tokens=4, mesh_shape=None,
-                           **kwargs)
+    return runner.evaluate(
+        checkpoint,
+        str(out),
+        model_config=TINY,
+        tokenizer=tokenizer,
+        params=params,
+        bbh_dir=bbh_fixture_dir,
+        benchmarks=["bbh"],
+        max_new_tokens=4,
+        mesh_shape=None,
+        **kwargs,
+    )
 
 
 def test_progress_is_logged_per_decoding_batch(tmp_path, bbh_fixture_dir, tokenizer, params, caplog):
     with caplog.at_level(logging.INFO, logger=runner.log.name):
-        _evaluate("random", tmp_path, bbh_fixture_dir, tokenizer, params, tasks=["date_understanding", "navigate"],
-                  batch_size=3)
+        _evaluate(
+            "random",
+            tmp_path,
+            bbh_fixture_dir,
+            tokenizer,
+            params,
+            tasks=["date_understanding", "navigate"],
+            batch_size=3,
+        )
     lines = [r.getMessage() for r in caplog.records if "examples/s" in r.getMessage()]
     assert [line.split(" examples")[0] for line in lines] == [
-        "bbh/date_understanding: 3/4", "bbh/date_understanding: 4/4", "bbh/navigate: 2/2"], lines
+        "bbh/date_understanding: 3/4",
+        "bbh/date_understanding: 4/4",
+        "bbh/navigate: 2/2",
+    ], lines
     assert "(75%)" in lines[0] and lines[1].endswith("~0 s left")
 
 
@@ -76,8 +95,15 @@ def test_run_checkpoint_accuracies_go_to_tensorboard_at_its_step(tmp_path, bbh_f
     run = tmp_path / "stage1"
     step_dir = run / "checkpoints" / "1200"
     (step_dir / "params").mkdir(parents=True)  # the parameters themselves are passed in
-    results = _evaluate(str(step_dir), tmp_path / "eval", bbh_fixture_dir, tokenizer, params,
-                        tasks=["navigate", "date_understanding"], metric="both")
+    results = _evaluate(
+        str(step_dir),
+        tmp_path / "eval",
+        bbh_fixture_dir,
+        tokenizer,
+        params,
+        tasks=["navigate", "date_understanding"],
+        metric="both",
+    )
     scalars = read_scalars(run / report.TENSORBOARD_DIR)
     bbh = results["benchmarks"]["bbh"]
     expected = {

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from orca_jax import evaluate as cli
-from orca_jax.demo.files import DEMO_TOKENIZER_PATH
 from orca_jax.data.tokenizer import Tokenizer, prefix_ids
+from orca_jax.demo.files import DEMO_TOKENIZER_PATH
 from orca_jax.evaluation import runner
 from orca_jax.models import get_preset
 
@@ -29,10 +29,19 @@ def _read_jsonl(path):
 def test_evaluate_end_to_end(tmp_path, bbh_fixture_dir, agieval_fixture_dir, tokenizer):
     out = str(tmp_path / "eval")
     results = runner.evaluate(
-        "random:0", out, model_config=TINY, tokenizer=tokenizer, bbh_dir=bbh_fixture_dir,
-        agieval_dir=agieval_fixture_dir, bbh_format_dirs={"heldout": bbh_fixture_dir},
+        "random:0",
+        out,
+        model_config=TINY,
+        tokenizer=tokenizer,
+        bbh_dir=bbh_fixture_dir,
+        agieval_dir=agieval_fixture_dir,
+        bbh_format_dirs={"heldout": bbh_fixture_dir},
         tasks=["bbh/date_understanding", "bbh/navigate", "heldout/object_counting", "lsat-ar", "math"],
-        max_new_tokens=8, batch_size=4, metric="both", mesh_shape=None)
+        max_new_tokens=8,
+        batch_size=4,
+        metric="both",
+        mesh_shape=None,
+    )
     assert set(results["benchmarks"]) == {"bbh", "agieval", "heldout"}
     bbh = results["benchmarks"]["bbh"]
     assert list(bbh["tasks"]) == ["date_understanding", "navigate"]
@@ -78,8 +87,15 @@ def test_outputs_are_scored_from_the_generated_text(tmp_path, bbh_fixture_dir, t
 
     monkeypatch.setattr(decoding.Decoder, "generate", fake_generate)
     monkeypatch.setattr(runner.zero_shot_prompts, "render", render)
-    results = runner.evaluate("random", str(tmp_path), model_config=TINY, tokenizer=tokenizer,
-                              bbh_dir=bbh_fixture_dir, benchmarks=["bbh"], mesh_shape=None)
+    results = runner.evaluate(
+        "random",
+        str(tmp_path),
+        model_config=TINY,
+        tokenizer=tokenizer,
+        bbh_dir=bbh_fixture_dir,
+        benchmarks=["bbh"],
+        mesh_shape=None,
+    )
     tasks = results["benchmarks"]["bbh"]["tasks"]
     assert len(tasks) == 9 and all(t["accuracy"] == 1.0 for t in tasks.values())
     assert results["benchmarks"]["bbh"]["aggregates"]["paper_23"]["accuracy"] == 1.0
@@ -87,8 +103,16 @@ def test_outputs_are_scored_from_the_generated_text(tmp_path, bbh_fixture_dir, t
 
 def test_unknown_task_and_missing_tokenizer(tmp_path, bbh_fixture_dir, tokenizer):
     with pytest.raises(ValueError, match="not_a_task"):
-        runner.evaluate("random", str(tmp_path), model_config=TINY, tokenizer=tokenizer, bbh_dir=bbh_fixture_dir,
-                        benchmarks=["bbh"], tasks=["not_a_task"], mesh_shape=None)
+        runner.evaluate(
+            "random",
+            str(tmp_path),
+            model_config=TINY,
+            tokenizer=tokenizer,
+            bbh_dir=bbh_fixture_dir,
+            benchmarks=["bbh"],
+            tasks=["not_a_task"],
+            mesh_shape=None,
+        )
     with pytest.raises(ValueError, match="tokenizer_path"):
         runner.evaluate("random", str(tmp_path), model_config=TINY, bbh_dir=bbh_fixture_dir, mesh_shape=None)
 
@@ -102,11 +126,23 @@ def test_command_line_with_gin(tmp_path, bbh_fixture_dir, capsys):
         "model_config.overrides = {'max_len': 256, 'scan_layers': False, 'remat_policy': 'none'}\n"
         "orca_jax.evaluation.runner.evaluate.tokenizer_path = '{demo_data_dir}/tokenizer.model'\n"
         "orca_jax.evaluation.runner.evaluate.max_new_tokens = 4\n"
-        "orca_jax.evaluation.runner.evaluate.mesh_shape = None\n")
+        "orca_jax.evaluation.runner.evaluate.mesh_shape = None\n"
+    )
     out = tmp_path / "cli"
-    rc = cli.main([f"--gin_file={gin_file}", "--checkpoint=random:1", f"--output_dir={out}",
-                   f"--bbh_format_dir=mine={bbh_fixture_dir}", "--benchmarks", "mine", "--tasks", "navigate",
-                   "--max_examples_per_task=1", "--gin.orca_jax.evaluation.runner.evaluate.batch_size=2"])
+    rc = cli.main(
+        [
+            f"--gin_file={gin_file}",
+            "--checkpoint=random:1",
+            f"--output_dir={out}",
+            f"--bbh_format_dir=mine={bbh_fixture_dir}",
+            "--benchmarks",
+            "mine",
+            "--tasks",
+            "navigate",
+            "--max_examples_per_task=1",
+            "--gin.orca_jax.evaluation.runner.evaluate.batch_size=2",
+        ]
+    )
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["aggregates"]["mine"]["all"]["num_examples"] == 1

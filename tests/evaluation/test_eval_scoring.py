@@ -20,8 +20,15 @@ def test_gold_answers_score_100_percent(bbh_fixture_dir, agieval_fixture_dir):
         assert scoring.task_summary(scored)["accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("wrap", ["The answer is {}.", "So the answer is {}.", "Answer: {}",
-                                  "Let me work through it step by step. Therefore, the answer is {}."])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        "The answer is {}.",
+        "So the answer is {}.",
+        "Answer: {}",
+        "Let me work through it step by step. Therefore, the answer is {}.",
+    ],
+)
 def test_gold_answers_in_a_sentence_score_100_percent(bbh_fixture_dir, agieval_fixture_dir, wrap):
     for task, examples in _all_examples(bbh_fixture_dir, agieval_fixture_dir).items():
         scored = [scoring.score(e, wrap.format(e.target)) for e in examples]
@@ -62,8 +69,10 @@ def test_loglik_candidates_and_gold(bbh_fixture_dir, agieval_fixture_dir):
 
 
 def test_aggregate_is_the_mean_over_tasks():
-    tasks = {"a": {"accuracy": 1.0, "num_correct": 2, "num_examples": 2},
-             "b": {"accuracy": 0.0, "num_correct": 0, "num_examples": 6}}
+    tasks = {
+        "a": {"accuracy": 1.0, "num_correct": 2, "num_examples": 2},
+        "b": {"accuracy": 0.0, "num_correct": 0, "num_examples": 6},
+    }
     agg = scoring.aggregate(tasks, ["a", "b", "c"])
     assert agg["accuracy"] == 0.5 and agg["micro_accuracy"] == 0.25
     assert agg["num_tasks"] == 2 and agg["missing_tasks"] == ["c"]
@@ -80,12 +89,21 @@ def test_paper_average_matches_its_tasks():
 def test_markdown_table_has_the_paper_columns():
     summary = {"accuracy": 0.5, "num_correct": 1, "num_examples": 2}
     results = {
-        "checkpoint": "ckpt", "num_truncated_prompts": 0,
-        "settings": {"template": "chatml", "system_message_id": 1, "metric": "generate", "decoding": "greedy",
-                     "max_new_tokens": 8, "max_examples_per_task": 2},
+        "checkpoint": "ckpt",
+        "num_truncated_prompts": 0,
+        "settings": {
+            "template": "chatml",
+            "system_message_id": 1,
+            "metric": "generate",
+            "decoding": "greedy",
+            "max_new_tokens": 8,
+            "max_examples_per_task": 2,
+        },
         "benchmarks": {
-            "agieval": {"tasks": {"sat-math": summary, "math": summary},
-                        "aggregates": {"english_mc": {"accuracy": 0.5}}},
+            "agieval": {
+                "tasks": {"sat-math": summary, "math": summary},
+                "aggregates": {"english_mc": {"accuracy": 0.5}},
+            },
             "bbh": {"tasks": {"snarks": summary}, "aggregates": {"paper_23": {"accuracy": 0.25}, "all_27": None}},
             "demo_heldout": {"tasks": {"count": summary}, "aggregates": {"all": {"accuracy": 0.5}}},
         },

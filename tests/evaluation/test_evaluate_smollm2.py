@@ -19,10 +19,24 @@ ATOL = 1e-3
 
 def test_evaluate_smollm2_matches_transformers(smollm2_converted_dir, smollm2_hf_dir, bbh_fixture_dir, tmp_path):
     out = tmp_path / "eval"
-    rc = cli.main([f"--checkpoint={smollm2_converted_dir}", f"--output_dir={out}", f"--bbh_dir={bbh_fixture_dir}",
-                   "--benchmarks", "bbh", "--tasks", "date_understanding", "navigate", "--max_examples_per_task=2",
-                   "--metric=both", "--max_new_tokens=6", "--dtype=float32",
-                   "--batch_size=4", "--gin.orca_jax.evaluation.runner.evaluate.mesh_shape=None"])
+    rc = cli.main(
+        [
+            f"--checkpoint={smollm2_converted_dir}",
+            f"--output_dir={out}",
+            f"--bbh_dir={bbh_fixture_dir}",
+            "--benchmarks",
+            "bbh",
+            "--tasks",
+            "date_understanding",
+            "navigate",
+            "--max_examples_per_task=2",
+            "--metric=both",
+            "--max_new_tokens=6",
+            "--dtype=float32",
+            "--batch_size=4",
+            "--gin.orca_jax.evaluation.runner.evaluate.mesh_shape=None",
+        ]
+    )
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     settings = results["settings"]

@@ -10,22 +10,28 @@ from orca_jax.models import attention
 
 def _qkv(b=2, l=12, h=4, kvh=2, d=8, seed=0):
     ks = jax.random.split(jax.random.PRNGKey(seed), 3)
-    return (jax.random.normal(ks[0], (b, l, h, d)), jax.random.normal(ks[1], (b, l, kvh, d)),
-            jax.random.normal(ks[2], (b, l, kvh, d)))
+    return (
+        jax.random.normal(ks[0], (b, l, h, d)),
+        jax.random.normal(ks[1], (b, l, kvh, d)),
+        jax.random.normal(ks[2], (b, l, kvh, d)),
+    )
 
 
 def test_mask_is_block_diagonal_causal():
     seg = jnp.array([[1, 1, 2, 2, 2, 0]])
     idx = jnp.arange(6)[None]
     m = np.asarray(attention.attention_mask(seg, seg, idx, idx))[0, 0]
-    expected = np.array([
-        [1, 0, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0, 0],
-        [0, 0, 1, 0, 0, 0],
-        [0, 0, 1, 1, 0, 0],
-        [0, 0, 1, 1, 1, 0],
-        [0, 0, 0, 0, 0, 1],
-    ], bool)
+    expected = np.array(
+        [
+            [1, 0, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0, 0],
+            [0, 0, 1, 0, 0, 0],
+            [0, 0, 1, 1, 0, 0],
+            [0, 0, 1, 1, 1, 0],
+            [0, 0, 0, 0, 0, 1],
+        ],
+        bool,
+    )
     np.testing.assert_array_equal(m, expected)
 
 
@@ -33,8 +39,9 @@ def test_reference_matches_naive_per_head_softmax():
     q, k, v = _qkv()
     seg = jnp.array([[1] * 5 + [2] * 7, [1] * 12])
     idx = jnp.broadcast_to(jnp.arange(12), (2, 12))
-    out = attention.dot_product_attention(q, k, v, q_segment_ids=seg, kv_segment_ids=seg,
-                                          q_index=idx, kv_index=idx, impl="xla")
+    out = attention.dot_product_attention(
+        q, k, v, q_segment_ids=seg, kv_segment_ids=seg, q_index=idx, kv_index=idx, impl="xla"
+    )
     mask = np.asarray(attention.attention_mask(seg, seg, idx, idx))[:, 0]
     kk, vv = np.repeat(np.asarray(k), 2, axis=2), np.repeat(np.asarray(v), 2, axis=2)
     s = np.einsum("bqhd,bkhd->bhqk", np.asarray(q), kk) / np.sqrt(8)
@@ -57,8 +64,9 @@ def test_jax_nn_xla_path_agrees_with_reference():
 
 
 def test_auto_resolves_to_reference_on_cpu():
-    assert attention.resolve_impl("auto") == ("xla" if jax.default_backend() == "cpu" else
-                                              attention.resolve_impl("auto"))
+    assert attention.resolve_impl("auto") == (
+        "xla" if jax.default_backend() == "cpu" else attention.resolve_impl("auto")
+    )
     assert attention.resolve_impl("cudnn") == "cudnn"
 
 
@@ -68,8 +76,9 @@ def test_cudnn_refuses_clearly_off_gpu():
     seg = jnp.ones((2, 12), jnp.int32)
     idx = jnp.broadcast_to(jnp.arange(12), (2, 12))
     with pytest.raises(NotImplementedError, match="cudnn"):
-        attention.dot_product_attention(q, k, v, q_segment_ids=seg, kv_segment_ids=seg,
-                                        q_index=idx, kv_index=idx, impl="cudnn")
+        attention.dot_product_attention(
+            q, k, v, q_segment_ids=seg, kv_segment_ids=seg, q_index=idx, kv_index=idx, impl="cudnn"
+        )
 
 
 def test_splash_refuses_off_tpu():
@@ -79,8 +88,9 @@ def test_splash_refuses_off_tpu():
     seg = jnp.ones((2, 128), jnp.int32)
     idx = jnp.broadcast_to(jnp.arange(128), (2, 128))
     with pytest.raises(NotImplementedError, match="needs a TPU"):
-        attention.dot_product_attention(q, k, v, q_segment_ids=seg, kv_segment_ids=seg,
-                                        q_index=idx, kv_index=idx, impl="splash")
+        attention.dot_product_attention(
+            q, k, v, q_segment_ids=seg, kv_segment_ids=seg, q_index=idx, kv_index=idx, impl="splash"
+        )
 
 
 @pytest.mark.slow
@@ -149,5 +159,6 @@ def test_splash_refuses_a_sequence_longer_than_the_sliding_window():
     seg = jnp.ones((1, 128), jnp.int32)
     idx = jnp.arange(128)[None]
     with pytest.raises(NotImplementedError, match="sliding_window=64"):
-        attention.dot_product_attention(q, q, q, q_segment_ids=seg, kv_segment_ids=seg, q_index=idx,
-                                        kv_index=idx, impl="splash", sliding_window=64)
+        attention.dot_product_attention(
+            q, q, q, q_segment_ids=seg, kv_segment_ids=seg, q_index=idx, kv_index=idx, impl="splash", sliding_window=64
+        )

@@ -77,13 +77,17 @@ def unrolled_reference():
 def test_scan_remat_variants_agree(remat_policy, unrolled_reference):
     base, params, tokens, ref, g_ref = unrolled_reference
     stacked = {k: v for k, v in params.items() if not k.startswith("layers_")}
-    stacked["layers"] = {"block": jax.tree_util.tree_map(lambda *xs: jnp.stack(xs),
-                                                         *[params[f"layers_{i}"] for i in range(base.n_layers)])}
+    stacked["layers"] = {
+        "block": jax.tree_util.tree_map(
+            lambda *xs: jnp.stack(xs), *[params[f"layers_{i}"] for i in range(base.n_layers)]
+        )
+    }
     out, g = _logits_and_grads(base.replace(scan_layers=True, remat_policy=remat_policy), stacked, tokens)
     np.testing.assert_allclose(out, ref, atol=1e-5)
     np.testing.assert_allclose(g["lm_head"]["kernel"], g_ref["lm_head"]["kernel"], atol=1e-6)
-    np.testing.assert_allclose(g["layers"]["block"]["mlp"]["up_proj"][1],
-                               g_ref["layers_1"]["mlp"]["up_proj"], atol=1e-6)
+    np.testing.assert_allclose(
+        g["layers"]["block"]["mlp"]["up_proj"][1], g_ref["layers_1"]["mlp"]["up_proj"], atol=1e-6
+    )
 
 
 @pytest.mark.slow
@@ -133,7 +137,13 @@ def test_config_rejects_bad_shapes():
 def test_13b_preset_matches_llama_13b():
     cfg = get_preset("llama_13b")
     assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.vocab_size, cfg.max_len) == (
-        40, 5120, 40, 13824, 32001, 2048)
+        40,
+        5120,
+        40,
+        13824,
+        32001,
+        2048,
+    )
     # LLaMA-13B has 13.0B parameters with its 32000-row vocabulary.
     assert abs(cfg.replace(vocab_size=32000).num_params() - 13_015_864_320) < 1e6
 
@@ -145,8 +155,12 @@ def test_tied_head_is_the_embedding_one_parameter():
     assert sum(np.size(x) for x in jax.tree_util.tree_leaves(params)) == cfg.num_params()
     tokens = jnp.arange(8)[None]
     hidden = Llama(cfg).apply({"params": params}, tokens, return_hidden=True)
-    np.testing.assert_allclose(Llama(cfg).apply({"params": params}, tokens),
-                               np.einsum("bld,vd->blv", hidden, params["embed"]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        Llama(cfg).apply({"params": params}, tokens),
+        np.einsum("bld,vd->blv", hidden, params["embed"]),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 @pytest.mark.slow
@@ -174,8 +188,9 @@ def test_sliding_window_kv_cache_matches_full_forward():
     step = _jit_decode_step(model)
     outs = []
     for i in range(12):
-        logits, vars_ = step({"params": params, "cache": cache}, real[:, i:i + 1], np.array([[i]]),
-                             np.ones((1, 1), np.int32))
+        logits, vars_ = step(
+            {"params": params, "cache": cache}, real[:, i : i + 1], np.array([[i]]), np.ones((1, 1), np.int32)
+        )
         cache = vars_["cache"]
         outs.append(logits)
     np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5)

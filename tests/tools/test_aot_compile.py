@@ -94,9 +94,19 @@ def test_splash_attention_compiles_on_a_sharded_multi_host_slice(tmp_path, capsy
     """Splash on a 2-host v5p-16: params init off the kernel, the Mosaic kernel runs in shard_map
     (rows over fsdp, heads over tensor; GQA), and every host can feed its (interleaved) rows."""
     out = tmp_path / "aot.json"
-    assert aot_compile.main([*TINY, "--topology=v5p-16", f"--gin.PartitioningConfig.mesh_shape={mesh}", "--skip_decode",
-                             "--gin.model_config.overrides={'attention_impl': 'splash', 'n_kv_heads': 2}",
-                             f"--json={out}"]) == aot_compile.FIT
+    assert (
+        aot_compile.main(
+            [
+                *TINY,
+                "--topology=v5p-16",
+                f"--gin.PartitioningConfig.mesh_shape={mesh}",
+                "--skip_decode",
+                "--gin.model_config.overrides={'attention_impl': 'splash', 'n_kv_heads': 2}",
+                f"--json={out}",
+            ]
+        )
+        == aot_compile.FIT
+    )
     assert "WARNING" not in capsys.readouterr().out
     result = json.loads(out.read_text())
     assert (result["attention_impl"], result["hosts"], result["host_feeding_problems"]) == ("splash", 2, [])
@@ -106,8 +116,15 @@ def test_splash_attention_compiles_on_a_sharded_multi_host_slice(tmp_path, capsy
 def test_13b_data_parallel_on_one_v5p_host_is_rejected_before_compiling(capsys):
     # Every chip would hold all 13B params + Adam moments (~146 GiB): the analytic check
     # rejects it in seconds, before any compile.
-    rc = aot_compile.main(["--gin_file=runs/orca_13b.gin", "--topology=v5p-8", "--gin.PartitioningConfig.mesh_shape=(4, 1, 1)",
-                           "--gin.model_config.overrides={'attention_impl': 'xla'}", "--skip_decode"])
+    rc = aot_compile.main(
+        [
+            "--gin_file=runs/orca_13b.gin",
+            "--topology=v5p-8",
+            "--gin.PartitioningConfig.mesh_shape=(4, 1, 1)",
+            "--gin.model_config.overrides={'attention_impl': 'xla'}",
+            "--skip_decode",
+        ]
+    )
     assert rc == aot_compile.DOES_NOT_FIT
     err = capsys.readouterr().err
     assert "DOES NOT FIT" in err and "does not fit on v5p-8" in err
@@ -119,8 +136,15 @@ def test_13b_data_parallel_on_one_v5p_host_is_rejected_before_compiling(capsys):
 @pytest.mark.tpu
 def test_compiled_step_over_the_hbm_budget_is_rejected_with_advice(capsys):
     # 20 MiB of temporaries without remat; 10 MiB of "HBM".
-    rc = aot_compile.main([*TINY, "--topology=v5p-8", "--hbm_gib=0.01", "--skip_decode",
-                           "--gin.model_config.overrides={'remat_policy': 'none'}"])
+    rc = aot_compile.main(
+        [
+            *TINY,
+            "--topology=v5p-8",
+            "--hbm_gib=0.01",
+            "--skip_decode",
+            "--gin.model_config.overrides={'remat_policy': 'none'}",
+        ]
+    )
     assert rc == aot_compile.DOES_NOT_FIT
     captured = capsys.readouterr()
     assert "train step total" in captured.out  # the memory is printed before the verdict
@@ -133,8 +157,15 @@ def test_compiled_step_over_the_hbm_budget_is_rejected_with_advice(capsys):
 def test_compiler_out_of_memory_is_a_does_not_fit(capsys):
     # XLA:TPU itself refuses a program whose temporaries exceed the chip (~122 GiB of
     # activations and logits on one 16 GiB v5e chip); it gives up in a second or two.
-    rc = aot_compile.main([*TINY[:-1], "--gin.BATCH_SIZE=16384", "--topology=v5litepod-1", "--skip_decode",
-                           "--gin.model_config.overrides={'remat_policy': 'none'}"])
+    rc = aot_compile.main(
+        [
+            *TINY[:-1],
+            "--gin.BATCH_SIZE=16384",
+            "--topology=v5litepod-1",
+            "--skip_decode",
+            "--gin.model_config.overrides={'remat_policy': 'none'}",
+        ]
+    )
     assert rc == aot_compile.DOES_NOT_FIT
     err = capsys.readouterr().err
     assert "the train step does not fit on v5litepod-1: the TPU compiler ran out of memory" in err
@@ -159,7 +190,10 @@ def test_batch_that_does_not_split_over_the_mesh_is_a_clear_error(capsys):
 
 @pytest.mark.tpu
 def test_mesh_that_does_not_match_the_topology_is_a_clear_error(capsys):
-    assert aot_compile.main([*TINY, "--topology=v5p-8", "--gin.PartitioningConfig.mesh_shape=(1, 8, 1)"]) == aot_compile.ERROR
+    assert (
+        aot_compile.main([*TINY, "--topology=v5p-8", "--gin.PartitioningConfig.mesh_shape=(1, 8, 1)"])
+        == aot_compile.ERROR
+    )
     assert "mesh_shape=(1, 8, 1) has 8 slots but there are 4 devices" in capsys.readouterr().err
 
 
@@ -177,8 +211,9 @@ def test_unknown_topology_and_stage(capsys):
     assert "--stage='stage3' is not one of RunConfig.stages" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name, mesh", [("v5p_64", (1, -1, 1)), ("v5p_128", (1, -1, 1)), ("v4_256", (1, -1, 1)),
-                                        ("v5e_256", (1, -1, 2))])
+@pytest.mark.parametrize(
+    "name, mesh", [("v5p_64", (1, -1, 1)), ("v5p_128", (1, -1, 1)), ("v4_256", (1, -1, 1)), ("v5e_256", (1, -1, 2))]
+)
 def test_pod_run_configs_parse(name, mesh):
     """The pod configs are complete gin (the compiles themselves take minutes: docs/aot_table.md)."""
     from orca_jax import gin_utils
@@ -198,10 +233,22 @@ def test_pod_run_configs_parse(name, mesh):
 @pytest.mark.tpu
 def test_cli_exit_status(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [os.environ.get("PYTHONPATH"), REPO] if p)}
-    proc = subprocess.run([sys.executable, "-m", "orca_jax.tools.aot_compile", "--gin_file=runs/orca_13b.gin",
-                           "--topology=v5litepod-1", "--skip_decode",
-                           "--gin.model_config.overrides={'attention_impl': 'xla'}"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orca_jax.tools.aot_compile",
+            "--gin_file=runs/orca_13b.gin",
+            "--topology=v5litepod-1",
+            "--skip_decode",
+            "--gin.model_config.overrides={'attention_impl': 'xla'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "does not fit on v5litepod-1" in proc.stderr and "16.00 GiB HBM" in proc.stderr
 
@@ -219,16 +266,23 @@ def _search(total_of, start, granularity, budget):
 
 def _is_the_largest(found, total_of, granularity, budget):
     fits = lambda b: total_of(b) is not None and total_of(b) <= budget  # noqa: E731
-    return (found.batch_size % granularity == 0 and fits(found.batch_size)
-            and not fits(found.batch_size + granularity) and found.total == total_of(found.batch_size))
+    return (
+        found.batch_size % granularity == 0
+        and fits(found.batch_size)
+        and not fits(found.batch_size + granularity)
+        and found.total == total_of(found.batch_size)
+    )
 
 
-@pytest.mark.parametrize("total_of", [
-    lambda b: 1000 + 10 * b,  # affine: extrapolation is exact
-    lambda b: 1000 + 10 * b + b * b // 20,  # convex: the first line under-estimates
-    lambda b: 1000 + 30 * b - (b * b // 40 if b < 400 else 4000),  # concave, then a jump
-    lambda b: 1000 + 10 * b if b <= 300 else None,  # the compiler refuses anything above 300
-])
+@pytest.mark.parametrize(
+    "total_of",
+    [
+        lambda b: 1000 + 10 * b,  # affine: extrapolation is exact
+        lambda b: 1000 + 10 * b + b * b // 20,  # convex: the first line under-estimates
+        lambda b: 1000 + 30 * b - (b * b // 40 if b < 400 else 4000),  # concave, then a jump
+        lambda b: 1000 + 10 * b if b <= 300 else None,  # the compiler refuses anything above 300
+    ],
+)
 @pytest.mark.parametrize("budget", [2500, 4321, 7000])
 def test_max_batch_search_finds_the_largest_fitting_multiple(total_of, budget):
     found, calls = _search(total_of, 16, 8, budget)

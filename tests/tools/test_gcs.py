@@ -106,10 +106,10 @@ class FakeClient:
 
     def list_blobs(self, bucket, prefix="", delimiter=None, max_results=None):
         blobs, prefixes = [], set()
-        for (b, name) in sorted(self.store):
+        for b, name in sorted(self.store):
             if b != bucket or not name.startswith(prefix):
                 continue
-            rest = name[len(prefix):]
+            rest = name[len(prefix) :]
             if delimiter and delimiter in rest:
                 prefixes.add(prefix + rest.split(delimiter)[0] + delimiter)
             else:

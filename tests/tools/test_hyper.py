@@ -6,10 +6,12 @@ from orca_jax.tools import hyper
 
 
 def test_product_of_sweep_and_zip():
-    points = hyper.product([
-        hyper.sweep("LEARNING_RATE", [1e-5, 2e-5]),
-        hyper.zipit([hyper.sweep("BATCH_SIZE", [64, 128]), hyper.sweep("MICROBATCHES", [1, 2])]),
-    ])
+    points = hyper.product(
+        [
+            hyper.sweep("LEARNING_RATE", [1e-5, 2e-5]),
+            hyper.zipit([hyper.sweep("BATCH_SIZE", [64, 128]), hyper.sweep("MICROBATCHES", [1, 2])]),
+        ]
+    )
     assert points == [
         {"LEARNING_RATE": 1e-5, "BATCH_SIZE": 64, "MICROBATCHES": 1},
         {"LEARNING_RATE": 1e-5, "BATCH_SIZE": 128, "MICROBATCHES": 2},
@@ -31,11 +33,23 @@ def test_chain_fixed_and_errors():
         hyper.sweep("A=1", [1])
 
 
-@pytest.mark.parametrize("value, text", [
-    (1e-5, "1e-05"), (2e-5, "2e-05"), (0.1, "0.1"), (64, "64"), (True, "True"), (None, "None"),
-    ("orca_stage1", '"orca_stage1"'), ((1, 2), "(1, 2)"), ((1,), "(1,)"), ([1, "a"], '[1, "a"]'),
-    ({"inputs": 1024}, '{"inputs": 1024}'), (hyper.raw("@orca.fn()"), "@orca.fn()"),
-])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (1e-5, "1e-05"),
+        (2e-5, "2e-05"),
+        (0.1, "0.1"),
+        (64, "64"),
+        (True, "True"),
+        (None, "None"),
+        ("orca_stage1", '"orca_stage1"'),
+        ((1, 2), "(1, 2)"),
+        ((1,), "(1,)"),
+        ([1, "a"], '[1, "a"]'),
+        ({"inputs": 1024}, '{"inputs": 1024}'),
+        (hyper.raw("@orca.fn()"), "@orca.fn()"),
+    ],
+)
 def test_gin_literal(value, text):
     assert hyper.gin_literal(value) == text
 

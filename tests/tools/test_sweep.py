@@ -17,10 +17,22 @@ SLICE = ["--tpu=sw", "--zone=z1", "--accelerator=v5p-128", "--launch_id=L"]
 GIN = "runs/orca_13b.gin"
 
 EXPECTED_RUNS = [
-    ("lr_batch-0-lr1e-05_bs64_mb1", [("LEARNING_RATE", "1e-05"), ("BATCH_SIZE", "64"), ("StageConfig.num_microbatches", "1")]),
-    ("lr_batch-1-lr1e-05_bs128_mb2", [("LEARNING_RATE", "1e-05"), ("BATCH_SIZE", "128"), ("StageConfig.num_microbatches", "2")]),
-    ("lr_batch-2-lr2e-05_bs64_mb1", [("LEARNING_RATE", "2e-05"), ("BATCH_SIZE", "64"), ("StageConfig.num_microbatches", "1")]),
-    ("lr_batch-3-lr2e-05_bs128_mb2", [("LEARNING_RATE", "2e-05"), ("BATCH_SIZE", "128"), ("StageConfig.num_microbatches", "2")]),
+    (
+        "lr_batch-0-lr1e-05_bs64_mb1",
+        [("LEARNING_RATE", "1e-05"), ("BATCH_SIZE", "64"), ("StageConfig.num_microbatches", "1")],
+    ),
+    (
+        "lr_batch-1-lr1e-05_bs128_mb2",
+        [("LEARNING_RATE", "1e-05"), ("BATCH_SIZE", "128"), ("StageConfig.num_microbatches", "2")],
+    ),
+    (
+        "lr_batch-2-lr2e-05_bs64_mb1",
+        [("LEARNING_RATE", "2e-05"), ("BATCH_SIZE", "64"), ("StageConfig.num_microbatches", "1")],
+    ),
+    (
+        "lr_batch-3-lr2e-05_bs128_mb2",
+        [("LEARNING_RATE", "2e-05"), ("BATCH_SIZE", "128"), ("StageConfig.num_microbatches", "2")],
+    ),
 ]
 
 
@@ -28,8 +40,16 @@ INIT = ("INIT_FROM", '"gs://BUCKET/llama13b_converted"')  # the sweep file's BIN
 
 
 def train_cmd(name, bindings):
-    argv = ["python3", "-m", "orca_jax.train", "--distributed", "--preempted_exit_code=75", f"--gin_file={GIN}",
-            *[f"--gin.{k}={v}" for k, v in [INIT, *bindings]], f'--gin.MODEL_DIR="{ROOT}/{name}"']
+    argv = [
+        "python3",
+        "-m",
+        "orca_jax.train",
+        "--distributed",
+        "--preempted_exit_code=75",
+        f"--gin_file={GIN}",
+        *[f"--gin.{k}={v}" for k, v in [INIT, *bindings]],
+        f'--gin.MODEL_DIR="{ROOT}/{name}"',
+    ]
     return argv
 
 
@@ -65,26 +85,77 @@ def test_abbreviations_and_summary():
 
 
 def test_parallel_dry_run_exact_commands():
-    rc, r = dry(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--spot", "--launcher=tpu_vm",
-                 "--dry_run"])
+    rc, r = dry(
+        ["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--spot", "--launcher=tpu_vm", "--dry_run"]
+    )
     assert rc == 0
     loc = ["--zone=z1"]
     tar = launch.tar_cmd(REPO, "/tmp/orca-jax-src-L.tar.gz")
     expected = []
     for i in range(4):
         tpu = f"sw-{i}"
-        expected += [["gcloud", "compute", "tpus", "tpu-vm", "describe", tpu, *loc, "--format=value(state)"],
-                     ["gcloud", "compute", "tpus", "tpu-vm", "create", tpu, *loc, "--accelerator-type=v5p-128",
-                      "--version=v2-alpha-tpuv5", "--spot"]]
+        expected += [
+            ["gcloud", "compute", "tpus", "tpu-vm", "describe", tpu, *loc, "--format=value(state)"],
+            [
+                "gcloud",
+                "compute",
+                "tpus",
+                "tpu-vm",
+                "create",
+                tpu,
+                *loc,
+                "--accelerator-type=v5p-128",
+                "--version=v2-alpha-tpuv5",
+                "--spot",
+            ],
+        ]
     for i in range(4):
         tpu = f"sw-{i}"
         expected += ([tar] if i == 0 else []) + [
-            ["gcloud", "compute", "tpus", "tpu-vm", "scp", "/tmp/orca-jax-src-L.tar.gz", f"{tpu}:orca-jax-src.tar.gz",
-             *loc, "--worker=all"],
-            ["gcloud", "compute", "tpus", "tpu-vm", "ssh", tpu, *loc, "--worker=all", f"--command={launch.install_command(launch.CodeSource())}"],
-            ["gcloud", "compute", "tpus", "tpu-vm", "scp", f"/tmp/orca-run-{tpu}.sh", f"{tpu}:orca-run.sh", *loc,
-             "--worker=all"],
-            ["gcloud", "compute", "tpus", "tpu-vm", "ssh", tpu, *loc, "--worker=all", f"--command={launch.start_command()}"],
+            [
+                "gcloud",
+                "compute",
+                "tpus",
+                "tpu-vm",
+                "scp",
+                "/tmp/orca-jax-src-L.tar.gz",
+                f"{tpu}:orca-jax-src.tar.gz",
+                *loc,
+                "--worker=all",
+            ],
+            [
+                "gcloud",
+                "compute",
+                "tpus",
+                "tpu-vm",
+                "ssh",
+                tpu,
+                *loc,
+                "--worker=all",
+                f"--command={launch.install_command(launch.CodeSource())}",
+            ],
+            [
+                "gcloud",
+                "compute",
+                "tpus",
+                "tpu-vm",
+                "scp",
+                f"/tmp/orca-run-{tpu}.sh",
+                f"{tpu}:orca-run.sh",
+                *loc,
+                "--worker=all",
+            ],
+            [
+                "gcloud",
+                "compute",
+                "tpus",
+                "tpu-vm",
+                "ssh",
+                tpu,
+                *loc,
+                "--worker=all",
+                f"--command={launch.start_command()}",
+            ],
         ]
     assert r.commands == expected
     for i, (name, bindings) in enumerate(EXPECTED_RUNS):
@@ -95,22 +166,54 @@ def test_parallel_dry_run_exact_commands():
     assert "# sweep lr_batch: 4 run(s), parallel: one slice per run (v5p-128, named sw-<i>), launcher tpu_vm" in out
     assert "#   [1] lr_batch-1-lr1e-05_bs128_mb2" in out
     assert f"#       model_dir: {ROOT}/lr_batch-1-lr1e-05_bs128_mb2" in out
-    assert ('#       bindings:  INIT_FROM="gs://BUCKET/llama13b_converted" LEARNING_RATE=1e-05 BATCH_SIZE=128 '
-            'StageConfig.num_microbatches=2') in out
+    assert (
+        '#       bindings:  INIT_FROM="gs://BUCKET/llama13b_converted" LEARNING_RATE=1e-05 BATCH_SIZE=128 '
+        "StageConfig.num_microbatches=2"
+    ) in out
     assert "lr_batch-1-lr1e-05_bs128_mb2: llama_13b model; stage1 starts from gs://BUCKET/llama13b_converted" in r.notes
     assert r.notes.count("would check that INIT_FROM gs://BUCKET/llama13b_converted exists") == 1
 
 
 def test_sequential_dry_run_one_slice_one_script():
-    rc, r = dry(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--mode=sequential", "--queued",
-                 "--spot", "--gin.SEQUENCE_LENGTH=2048", "--dry_run"])
+    rc, r = dry(
+        [
+            "--sweep_file",
+            LR_BATCH,
+            f"--model_dir_root={ROOT}",
+            *SLICE,
+            "--mode=sequential",
+            "--queued",
+            "--spot",
+            "--gin.SEQUENCE_LENGTH=2048",
+            "--dry_run",
+        ]
+    )
     assert rc == 0
     targets = {c[5] if c[4] != "scp" else c[6].split(":")[0] for c in r.commands if c[0] == "gcloud"}
     assert targets == {"sw", "sw-qr"}  # one slice (and its queued resource) for all runs
-    assert r.commands[0] == ["gcloud", "compute", "tpus", "queued-resources", "describe", "sw-qr", "--zone=z1",
-                             "--format=value(state.state)"]
-    assert r.commands[1] == ["gcloud", "compute", "tpus", "queued-resources", "create", "sw-qr", "--node-id=sw",
-                             "--zone=z1", "--accelerator-type=v5p-128", "--runtime-version=v2-alpha-tpuv5", "--spot"]
+    assert r.commands[0] == [
+        "gcloud",
+        "compute",
+        "tpus",
+        "queued-resources",
+        "describe",
+        "sw-qr",
+        "--zone=z1",
+        "--format=value(state.state)",
+    ]
+    assert r.commands[1] == [
+        "gcloud",
+        "compute",
+        "tpus",
+        "queued-resources",
+        "create",
+        "sw-qr",
+        "--node-id=sw",
+        "--zone=z1",
+        "--accelerator-type=v5p-128",
+        "--runtime-version=v2-alpha-tpuv5",
+        "--spot",
+    ]
     script = r.files["/tmp/orca-run-sw.sh"]
     job_lines = [line for line in script.splitlines() if line.startswith("run_job lr_batch")]
     assert job_lines == [
@@ -122,15 +225,36 @@ def test_sequential_dry_run_one_slice_one_script():
 
 
 def test_xmanager_dry_run_lists_launcher_commands():
-    rc, r = dry(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--spot", "--data_dir=gs://bkt/data",
-                 "--launcher=xmanager", "--dry_run"])
+    rc, r = dry(
+        [
+            "--sweep_file",
+            LR_BATCH,
+            f"--model_dir_root={ROOT}",
+            *SLICE,
+            "--spot",
+            "--data_dir=gs://bkt/data",
+            "--launcher=xmanager",
+            "--dry_run",
+        ]
+    )
     assert rc == 0
     assert len(r.commands) == 4
     name, bindings = EXPECTED_RUNS[2]
     assert r.commands[2] == [
-        sys.executable, "-m", "orca_jax.tools.launch", "--tpu=sw-2", "--zone=z1", "--accelerator=v5p-128", "--spot",
-        "--data_dir=gs://bkt/data", "--dry_run", f"--gin_file={GIN}", f"--model_dir={ROOT}/{name}",
-        f"--run_name={name}", "--launch_id=L", *[f"--gin.{k}={v}" for k, v in [INIT, *bindings]],
+        sys.executable,
+        "-m",
+        "orca_jax.tools.launch",
+        "--tpu=sw-2",
+        "--zone=z1",
+        "--accelerator=v5p-128",
+        "--spot",
+        "--data_dir=gs://bkt/data",
+        "--dry_run",
+        f"--gin_file={GIN}",
+        f"--model_dir={ROOT}/{name}",
+        f"--run_name={name}",
+        "--launch_id=L",
+        *[f"--gin.{k}={v}" for k, v in [INIT, *bindings]],
     ]
     assert "would create xmanager experiment 'lr_batch' (xm_local) with 4 work unit(s):" in r.notes
 
@@ -153,15 +277,19 @@ def test_xmanager_path_with_a_fake_module(monkeypatch):
             calls.append(("add", job))
 
     xm = types.SimpleNamespace(binary=lambda **kw: ("binary", kw), Job=lambda **kw: kw)
-    xm_local = types.SimpleNamespace(create_experiment=lambda experiment_title: Experiment(), LocalSpec=lambda: "spec",
-                                     Local=lambda: "local")
+    xm_local = types.SimpleNamespace(
+        create_experiment=lambda experiment_title: Experiment(), LocalSpec=lambda: "spec", Local=lambda: "local"
+    )
     monkeypatch.setitem(sys.modules, "xmanager", types.SimpleNamespace(xm=xm, xm_local=xm_local))
     monkeypatch.setattr(sweep, "xmanager_available", lambda: True)
     monkeypatch.setattr(launch.gcs, "exists", lambda path: path == "gs://BUCKET/llama13b_converted")
+
     class Recorder(DryRunRunner):  # records, but is not a dry run: the (fake) xmanager is called
         dry_run = False
 
-    rc = sweep.main(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE], runner=Recorder(stream=io.StringIO()))
+    rc = sweep.main(
+        ["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE], runner=Recorder(stream=io.StringIO())
+    )
     assert rc == 0
     adds = [c[1] for c in calls if c[0] == "add"]
     assert [a["name"] for a in adds] == [n for n, _ in EXPECTED_RUNS]
@@ -174,16 +302,38 @@ def test_sweep_flag_errors(tmp_path, capsys):
     bad = tmp_path / "bad.py"
     bad.write_text("X = 1\n")
     with pytest.raises(SystemExit):
-        sweep.main(["--sweep_file", str(bad), f"--model_dir_root={ROOT}", *SLICE, "--dry_run"],
-                   runner=DryRunRunner(stream=io.StringIO()))
+        sweep.main(
+            ["--sweep_file", str(bad), f"--model_dir_root={ROOT}", *SLICE, "--dry_run"],
+            runner=DryRunRunner(stream=io.StringIO()),
+        )
     assert "defines no get_sweep()" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        sweep.main(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--mode=sequential",
-                    "--launcher=xmanager", "--dry_run"], runner=DryRunRunner(stream=io.StringIO()))
+        sweep.main(
+            [
+                "--sweep_file",
+                LR_BATCH,
+                f"--model_dir_root={ROOT}",
+                *SLICE,
+                "--mode=sequential",
+                "--launcher=xmanager",
+                "--dry_run",
+            ],
+            runner=DryRunRunner(stream=io.StringIO()),
+        )
     assert "use --mode=parallel" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        sweep.main(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", "--tpu=sw", "--zone=z1",
-                    "--accelerator=v5x-8", "--dry_run"], runner=DryRunRunner(stream=io.StringIO()))
+        sweep.main(
+            [
+                "--sweep_file",
+                LR_BATCH,
+                f"--model_dir_root={ROOT}",
+                "--tpu=sw",
+                "--zone=z1",
+                "--accelerator=v5x-8",
+                "--dry_run",
+            ],
+            runner=DryRunRunner(stream=io.StringIO()),
+        )
     assert "--accelerator='v5x-8': unknown TPU accelerator" in capsys.readouterr().err
 
 
@@ -226,14 +376,36 @@ def test_sweep_checks_every_run_before_any_slice(capsys):
     """A 13B sweep without INIT_FROM (the examples used to omit it) is refused up front."""
     runner = DryRunRunner(stream=io.StringIO())
     with pytest.raises(SystemExit):
-        sweep.main(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--launcher=tpu_vm",
-                    "--gin.INIT_FROM=None", "--dry_run"], runner=runner)
+        sweep.main(
+            [
+                "--sweep_file",
+                LR_BATCH,
+                f"--model_dir_root={ROOT}",
+                *SLICE,
+                "--launcher=tpu_vm",
+                "--gin.INIT_FROM=None",
+                "--dry_run",
+            ],
+            runner=runner,
+        )
     assert "would train the llama_13b model from random initialisation" in capsys.readouterr().err
     assert runner.commands == [] and runner.files == {}
-    rc, r = dry(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--launcher=tpu_vm",
-                 "--gin.INIT_FROM=None", "--from_scratch", "--dry_run"])
+    rc, r = dry(
+        [
+            "--sweep_file",
+            LR_BATCH,
+            f"--model_dir_root={ROOT}",
+            *SLICE,
+            "--launcher=tpu_vm",
+            "--gin.INIT_FROM=None",
+            "--from_scratch",
+            "--dry_run",
+        ]
+    )
     assert rc == 0 and "lr_batch-0-lr1e-05_bs64_mb1: llama_13b model; stage1 starts from random weights" in r.notes
     with pytest.raises(SystemExit):
-        sweep.main(["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--gin_file=runs/nope.gin",
-                    "--dry_run"], runner=DryRunRunner(stream=io.StringIO()))
+        sweep.main(
+            ["--sweep_file", LR_BATCH, f"--model_dir_root={ROOT}", *SLICE, "--gin_file=runs/nope.gin", "--dry_run"],
+            runner=DryRunRunner(stream=io.StringIO()),
+        )
     assert "gin file(s) not found: runs/nope.gin" in capsys.readouterr().err

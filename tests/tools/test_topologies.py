@@ -36,7 +36,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 )
 def test_table(name, accel, family, chips, hosts, per_host, topo, runtime):
     t = T.get_topology(name)
-    assert (t.accelerator, t.family, t.num_chips, t.num_hosts, t.chips_per_host) == (accel, family, chips, hosts, per_host)
+    assert (t.accelerator, t.family, t.num_chips, t.num_hosts, t.chips_per_host) == (
+        accel,
+        family,
+        chips,
+        hosts,
+        per_host,
+    )
     assert (t.topology_name, t.runtime_version, t.num_devices) == (topo, runtime, chips)
 
 
@@ -54,12 +60,20 @@ def test_memory_and_flops():
 
 def test_topology_desc_kwargs():
     assert T.topology_desc_kwargs("v5p-128") == dict(
-        topology_name="v5p:4x4x4", platform="tpu", chip_config_name="megacore",
-        chips_per_host_bounds=(2, 2, 1), num_slices=1, wrap=(True, True, True),
+        topology_name="v5p:4x4x4",
+        platform="tpu",
+        chip_config_name="megacore",
+        chips_per_host_bounds=(2, 2, 1),
+        num_slices=1,
+        wrap=(True, True, True),
     )
     assert T.topology_desc_kwargs("v4-32", num_slices=2) == dict(
-        topology_name="v4:2x2x4", platform="tpu", chip_config_name="megacore",
-        chips_per_host_bounds=(2, 2, 1), num_slices=2, wrap=(False, False, False),
+        topology_name="v4:2x2x4",
+        platform="tpu",
+        chip_config_name="megacore",
+        chips_per_host_bounds=(2, 2, 1),
+        num_slices=2,
+        wrap=(False, False, False),
     )
     assert T.topology_desc_kwargs("v5litepod-256")["wrap"] == (True, True, False)
     assert T.topology_desc_kwargs("v6e-128")["wrap"] == (False, True, False)

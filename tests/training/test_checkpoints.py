@@ -12,7 +12,8 @@ import pytest
 
 from orca_jax import partitioning
 from orca_jax.models import get_preset
-from orca_jax.training import checkpoints, model_card, train_state as ts
+from orca_jax.training import checkpoints, model_card
+from orca_jax.training import train_state as ts
 from orca_jax.training.optimizer import make_optimizer
 
 from trainer_testlib import REPO, subprocess_env
@@ -104,8 +105,11 @@ def test_run_dir_step_dir_and_restore(tmp_path, params):
 
 def test_importable_after_gin_is_locked():
     """The evaluation runner imports this module lazily, after parsing its gin config."""
-    code = ("import gin, orca_jax.models, orca_jax.partitioning; gin.finalize(); "
-            "from orca_jax.training.checkpoints import load_params, load_model_config")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env(), capture_output=True,
-                            text=True, timeout=120)
+    code = (
+        "import gin, orca_jax.models, orca_jax.partitioning; gin.finalize(); "
+        "from orca_jax.training.checkpoints import load_params, load_model_config"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]

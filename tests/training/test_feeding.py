@@ -25,12 +25,15 @@ class SimulatedHosts:
         self.sharding, self.per_host = sharding, per_host
 
     def devices_indices_map(self, shape):
-        return {FakeDevice(d.id, d.id // self.per_host): index
-                for d, index in self.sharding.devices_indices_map(shape).items()}
+        return {
+            FakeDevice(d.id, d.id // self.per_host): index
+            for d, index in self.sharding.devices_indices_map(shape).items()
+        }
 
     def addressable_devices_indices_map(self, shape):
-        return {d: index for d, index in self.devices_indices_map(shape).items()
-                if d.process_index == jax.process_index()}
+        return {
+            d: index for d, index in self.devices_indices_map(shape).items() if d.process_index == jax.process_index()
+        }
 
 
 def shards(device_ids, mesh_shape, batch=16, per_host=2):
@@ -94,8 +97,17 @@ def test_two_processes_assemble_a_batch_from_interleaved_row_blocks():
         s.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{s.getsockname()[1]}"
     env = subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    processes = [subprocess.Popen([sys.executable, "-c", WORKER, address, str(i)], cwd=REPO, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, address, str(i)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     for i, process in enumerate(processes):
         stdout, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr[-5000:]

@@ -36,15 +36,16 @@ def _response_loss(model_dir, tokenizer):
     import transformers
 
     model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": QUESTION}], chat_template=CHATML_JINJA,
-                                           add_generation_prompt=True, tokenize=True)["input_ids"]
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": QUESTION}], chat_template=CHATML_JINJA, add_generation_prompt=True, tokenize=True
+    )["input_ids"]
     response = tokenizer(RESPONSE + "<|im_end|>", add_special_tokens=False)["input_ids"]
     ids = torch.tensor([prompt + response])
     labels = torch.tensor([[-100] * len(prompt) + response])
     with torch.no_grad():
         loss = float(model(ids, labels=labels).loss)
-        generated = model.generate(ids[:, :len(prompt)], max_new_tokens=8, do_sample=False)
-    return loss, tokenizer.decode(generated[0, len(prompt):])
+        generated = model.generate(ids[:, : len(prompt)], max_new_tokens=8, do_sample=False)
+    return loss, tokenizer.decode(generated[0, len(prompt) :])
 
 
 def test_finetune_smollm2_then_export(smollm2_converted_dir, smollm2_hf_dir, tmp_path):
@@ -53,10 +54,19 @@ def test_finetune_smollm2_then_export(smollm2_converted_dir, smollm2_hf_dir, tmp
     rows = tmp_path / "rows.jsonl"
     _write_rows(rows)
     model_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "orca_jax.train", "--gin_file=runs/smollm2_finetune_cpu.gin",
-               f"--gin.MODEL_DIR={model_dir}", f"--gin.INIT_FROM={smollm2_converted_dir}",
-               f"--gin.orca_teacher_patterns.gpt4=['{rows}']", f"--gin.STAGE1_TRAIN_STEPS={STEPS}",
-               "--gin.SEQUENCE_LENGTH=64", "--gin.BATCH_SIZE=2", "--gin.OptimizerConfig.warmup_steps=1"]
+    command = [
+        sys.executable,
+        "-m",
+        "orca_jax.train",
+        "--gin_file=runs/smollm2_finetune_cpu.gin",
+        f"--gin.MODEL_DIR={model_dir}",
+        f"--gin.INIT_FROM={smollm2_converted_dir}",
+        f"--gin.orca_teacher_patterns.gpt4=['{rows}']",
+        f"--gin.STAGE1_TRAIN_STEPS={STEPS}",
+        "--gin.SEQUENCE_LENGTH=64",
+        "--gin.BATCH_SIZE=2",
+        "--gin.OptimizerConfig.warmup_steps=1",
+    ]
     env = subprocess_env(XLA_FLAGS="", JAX_PLATFORMS="cpu")  # one CPU device, as a user runs it
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
@@ -69,8 +79,17 @@ def test_finetune_smollm2_then_export(smollm2_converted_dir, smollm2_hf_dir, tmp
     assert card["tokenizer"]["path"] == str(smollm2_converted_dir)
 
     hf_out = tmp_path / "hf"
-    assert convert_main(["export_hf", f"--checkpoint={stage / 'checkpoints' / str(STEPS)}", f"--out_dir={hf_out}",
-                         f"--hf_config={smollm2_converted_dir / 'hf_config.json'}"]) == 0
+    assert (
+        convert_main(
+            [
+                "export_hf",
+                f"--checkpoint={stage / 'checkpoints' / str(STEPS)}",
+                f"--out_dir={hf_out}",
+                f"--hf_config={smollm2_converted_dir / 'hf_config.json'}",
+            ]
+        )
+        == 0
+    )
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(hf_out))  # export copies the card's tokenizer
     base_loss, _ = _response_loss(str(smollm2_hf_dir), tokenizer)
     tuned_loss, text = _response_loss(str(hf_out), tokenizer)

@@ -21,7 +21,13 @@ def test_resume_with_a_checkpoint_interval_not_a_multiple_of_the_log_interval(tm
     write_steps(tmp_path, [10, 12], start=9, tag="third")
     records = read_metrics(str(tmp_path))
     assert [(r["step"], r["run"]) for r in records] == [
-        (2, "first"), (4, "first"), (6, "first"), (8, "second"), (10, "third"), (12, "third")]
+        (2, "first"),
+        (4, "first"),
+        (6, "first"),
+        (8, "second"),
+        (10, "third"),
+        (12, "third"),
+    ]
 
 
 def test_a_torn_last_line_is_dropped_on_resume(tmp_path):

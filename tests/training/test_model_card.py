@@ -10,8 +10,8 @@ import pytest
 
 from orca_jax import evaluate as cli
 from orca_jax import gin_utils
-from orca_jax.demo import files as demo_files
 from orca_jax.data.tokenizer import load_tokenizer
+from orca_jax.demo import files as demo_files
 from orca_jax.models import get_preset
 from orca_jax.training import model_card, trainer
 
@@ -20,8 +20,12 @@ from trainer_testlib import REPO, TINY_BINDINGS, subprocess_env
 
 def test_card_round_trip_and_lookup_from_a_step_dir(tmp_path):
     tokenizer = load_tokenizer(demo_files.DEMO_TOKENIZER_PATH)
-    card = model_card.build_card(get_preset("tiny"), tokenizer=tokenizer, tokenizer_path="tok/tokenizer.model",
-                                 chat_template=model_card.template_record("instruct", omit_empty_system=False))
+    card = model_card.build_card(
+        get_preset("tiny"),
+        tokenizer=tokenizer,
+        tokenizer_path="tok/tokenizer.model",
+        chat_template=model_card.template_record("instruct", omit_empty_system=False),
+    )
     model_card.save_card(str(tmp_path), card)
     step_dir = tmp_path / "checkpoints" / "7"
     step_dir.mkdir(parents=True)
@@ -29,8 +33,11 @@ def test_card_round_trip_and_lookup_from_a_step_dir(tmp_path):
     assert loaded["model_config"] == card["model_config"] and loaded["directory"] == str(tmp_path)
     assert loaded["tokenizer"]["sha256"] == tokenizer.sha256 and loaded["tokenizer"]["bos_id"] == 1
     assert model_card.card_tokenizer_path(loaded) == str(tmp_path / "tok" / "tokenizer.model")
-    assert loaded["chat_template"] == {"name": "instruct", "omit_empty_system": False,
-                                       "empty_system_example": "### System:\n\n\n### User:\n{user}\n\n### Assistant:\n"}
+    assert loaded["chat_template"] == {
+        "name": "instruct",
+        "omit_empty_system": False,
+        "empty_system_example": "### System:\n\n\n### User:\n{user}\n\n### Assistant:\n",
+    }
     assert model_card.template_record("chatml", True)["empty_system_example"].startswith("<|im_start|>user\n")
     assert model_card.load_card(str(tmp_path / "elsewhere")) is None
 
@@ -45,9 +52,15 @@ def test_bad_card_is_a_clear_error(tmp_path):
 def test_instruct_checkpoint_is_evaluated_with_instruct(tmp_path, clean_gin, caplog):
     """Train two steps with the non-default template (and the empty system block kept); `python -m
     orca_jax.evaluate`, in a fresh process, with no template or tokenizer flag renders with both."""
-    bindings = [f"MODEL_DIR = '{tmp_path}'", *TINY_BINDINGS, "STAGE1_MIXTURE_OR_TASK_NAME = 'orca_demo_stage1_assistant'",
-                "STAGE1_TRAIN_STEPS = 2", "RunConfig.stages = ('stage1',)", "render_prompt.template = 'instruct'",
-                "render_prompt.omit_empty_system = False"]
+    bindings = [
+        f"MODEL_DIR = '{tmp_path}'",
+        *TINY_BINDINGS,
+        "STAGE1_MIXTURE_OR_TASK_NAME = 'orca_demo_stage1_assistant'",
+        "STAGE1_TRAIN_STEPS = 2",
+        "RunConfig.stages = ('stage1',)",
+        "render_prompt.template = 'instruct'",
+        "render_prompt.omit_empty_system = False",
+    ]
     gin_utils.parse_gin(["runs/tiny_cpu.gin"], bindings)
     trainer.run_stages(*trainer.configs_from_gin())
     stage = tmp_path / "stage1"
@@ -58,11 +71,26 @@ def test_instruct_checkpoint_is_evaluated_with_instruct(tmp_path, clean_gin, cap
     assert card["model_config"]["vocab_size"] == get_preset("tiny").vocab_size
     gin.clear_config()
 
-    common = [f"--checkpoint={stage}", "--bbh_format_dir=demo={demo_data_dir}/bbh_eval", "--benchmarks", "demo",
-              "--tasks", "navigate", "--max_examples_per_task=2", "--max_new_tokens=2", "--batch_size=2",
-              "--gin.orca_jax.evaluation.runner.evaluate.mesh_shape=None"]
-    result = subprocess.run([sys.executable, "-m", "orca_jax.evaluate", *common, f"--output_dir={tmp_path / 'eval'}"],
-                            cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    common = [
+        f"--checkpoint={stage}",
+        "--bbh_format_dir=demo={demo_data_dir}/bbh_eval",
+        "--benchmarks",
+        "demo",
+        "--tasks",
+        "navigate",
+        "--max_examples_per_task=2",
+        "--max_new_tokens=2",
+        "--batch_size=2",
+        "--gin.orca_jax.evaluation.runner.evaluate.mesh_shape=None",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "orca_jax.evaluate", *common, f"--output_dir={tmp_path / 'eval'}"],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "chat template instruct from the model card" in result.stderr
     settings = json.loads((tmp_path / "eval" / "results.json").read_text())["settings"]

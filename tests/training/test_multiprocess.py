@@ -14,13 +14,12 @@ import pytest
 from orca_jax.training import trainer
 from orca_jax.training.metrics import read_metrics
 
-from trainer_testlib import REPO, subprocess_env, train_command
 from test_trainer import configure
+from trainer_testlib import REPO, subprocess_env, train_command
 
 pytestmark = pytest.mark.multiprocess
 
-BINDINGS = ("RunConfig.stages = ('stage1',)", "StageConfig.log_data_position = True",
-            "SyntheticBatches.delay_s = 0.1")
+BINDINGS = ("RunConfig.stages = ('stage1',)", "StageConfig.log_data_position = True", "SyntheticBatches.delay_s = 0.1")
 PREEMPT_AFTER = 4  # SIGTERM to process 1 only, once this step is in the metrics
 
 
@@ -36,11 +35,24 @@ def start_two(model_dir, **env_vars):
     env = subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4", **env_vars)
     return [
         subprocess.Popen(
-            train_command(model_dir, *BINDINGS, extra_flags=(
-                f"--coordinator_address={address}", "--num_processes=2", f"--process_id={i}",
-                "--cpu_collectives=gloo")),
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for i in range(2)]
+            train_command(
+                model_dir,
+                *BINDINGS,
+                extra_flags=(
+                    f"--coordinator_address={address}",
+                    "--num_processes=2",
+                    f"--process_id={i}",
+                    "--cpu_collectives=gloo",
+                ),
+            ),
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
 
 
 def preempt_one_host(processes, stage_dir, after_step, timeout=240):
@@ -87,8 +99,10 @@ def test_two_processes_match_one_through_a_preemption(tmp_path, clean_gin):
     stopped = stopped_step(stderrs)  # both hosts, the same step
     assert PREEMPT_AFTER <= stopped < 12 and (stage / "checkpoints" / str(stopped)).exists()
     assert not (stage / "DONE").exists()
-    print(f"two processes: SIGTERM to one after step {PREEMPT_AFTER}, both saved step {stopped} "
-          f"and exited {seconds:.2f}s after the signal")
+    print(
+        f"two processes: SIGTERM to one after step {PREEMPT_AFTER}, both saved step {stopped} "
+        f"and exited {seconds:.2f}s after the signal"
+    )
 
     processes = start_two(tmp_path / "two")
     # Meanwhile, the same run in this process (8 devices).
@@ -109,4 +123,6 @@ def test_two_processes_match_one_through_a_preemption(tmp_path, clean_gin):
     checkpoints = tmp_path / "two" / "stage1" / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["10", "12"]  # keep=2
     saved = json.loads((checkpoints / "12" / "data_iterator" / "metadata").read_text())
-    assert saved["process_count"] == 2 and saved["per_process"][0] == saved["per_process"][1] == two[-1]["data_position"]
+    assert (
+        saved["process_count"] == 2 and saved["per_process"][0] == saved["per_process"][1] == two[-1]["data_position"]
+    )

@@ -20,9 +20,12 @@ from trainer_testlib import REPO, run_train, subprocess_env, train_command
 pytestmark = pytest.mark.multiprocess
 
 STEPS = 12  # STAGE1_TRAIN_STEPS in trainer_testlib.TINY_BINDINGS
-BINDINGS = ("RunConfig.stages = ('stage1',)",
-            "CheckpointConfig.save_every_steps = 3", "StageConfig.log_data_position = True",
-            "SyntheticBatches.delay_s = 0.1")
+BINDINGS = (
+    "RunConfig.stages = ('stage1',)",
+    "CheckpointConfig.save_every_steps = 3",
+    "StageConfig.log_data_position = True",
+    "SyntheticBatches.delay_s = 0.1",
+)
 COMPARED = ("loss", "grad_norm", "learning_rate", "data_position")
 
 
@@ -43,8 +46,14 @@ def complete_steps(stage):
 def signal_after_step(model_dir, step, sig, *bindings, timeout=180):
     """Start the trainer, send `sig` once `step` is in its metrics; (returncode, stderr,
     seconds from the signal to the process's exit, the last step recorded when signalled)."""
-    process = subprocess.Popen(train_command(model_dir, *BINDINGS, *bindings), cwd=REPO, env=subprocess_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        train_command(model_dir, *BINDINGS, *bindings),
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline, sent, seen = time.time() + timeout, None, None
     while time.time() < deadline and process.poll() is None:
         steps = [r["step"] for r in read_metrics(str(model_dir / "stage1"))]
@@ -105,7 +114,7 @@ def test_sigkill_and_restart_reproduce_the_uninterrupted_run(tmp_path, reference
     source = SyntheticBatches(64, 8, seed=0)
     positions = [{"epoch": 0, "cursor": 0, "seed": 0}] + [r["data_position"] for r in records]
     consumed = [i for a, b in zip(positions, positions[1:]) for i in source.example_ids(a, b)]
-    assert consumed == list(source.order(0)[:len(consumed)]) and len(set(consumed)) == len(consumed) > STEPS
+    assert consumed == list(source.order(0)[: len(consumed)]) and len(set(consumed)) == len(consumed) > STEPS
 
 
 def test_sigterm_saves_the_current_step_and_restart_continues(tmp_path, reference):
@@ -120,8 +129,10 @@ def test_sigterm_saves_the_current_step_and_restart_continues(tmp_path, referenc
     assert seen <= stopped <= seen + 2 < STEPS  # the step in flight when the signal came (or the next)
     assert complete_steps(stage) == [stopped] and not (stage / "DONE").exists()
     saved_in = re.search(r"checkpoint at step \d+ saved in ([0-9.]+)s", stderr).group(1)
-    print(f"SIGTERM after step {seen}: checkpoint at step {stopped} saved in {saved_in}s, "
-          f"process exited {seconds:.2f}s after the signal")
+    print(
+        f"SIGTERM after step {seen}: checkpoint at step {stopped} saved in {saved_in}s, "
+        f"process exited {seconds:.2f}s after the signal"
+    )
     assert seconds < 30  # a spot VM's grace period
 
     result = run_train(interrupted, *BINDINGS, no_periodic_saves)

@@ -28,8 +28,16 @@ class Compiled:
         rules = partitioning.logical_axis_rules()
         self.shardings = ts.state_shardings(CONFIG, OPTIMIZER, self.mesh, rules)
         self.batch = batch_abstract((BATCH, LENGTH), self.mesh, rules)
-        self.step = compile_train_step(CONFIG, OPTIMIZER, LossConfig(), num_microbatches, self.mesh, rules,
-                                       ts.abstract_state(CONFIG, OPTIMIZER, self.shardings), self.batch)
+        self.step = compile_train_step(
+            CONFIG,
+            OPTIMIZER,
+            LossConfig(),
+            num_microbatches,
+            self.mesh,
+            rules,
+            ts.abstract_state(CONFIG, OPTIMIZER, self.shardings),
+            self.batch,
+        )
 
     def run(self, host_state, host_batches):
         """Steps from a host copy of the state; returns (host state, per-step host metrics)."""

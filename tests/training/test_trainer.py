@@ -55,8 +55,16 @@ def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
     records = read_metrics(str(stage2))
     assert [r["step"] for r in records] == [1, 2, 3]
     assert records[0]["learning_rate"] == 0.0 and records[1]["learning_rate"] > 0
-    assert {"loss", "grad_norm", "tokens_per_s", "slots_per_s", "mfu", "step_time_s", "data_wait_s",
-            "data/bad_rows"} <= records[0].keys()
+    assert {
+        "loss",
+        "grad_norm",
+        "tokens_per_s",
+        "slots_per_s",
+        "mfu",
+        "step_time_s",
+        "data_wait_s",
+        "data/bad_rows",
+    } <= records[0].keys()
 
     # Stage two's initial state: stage one's final params, step 0, zeroed moments.
     setup = trainer.build_setup(trainer.stage_config("stage2"), "stage2")
@@ -70,8 +78,9 @@ def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
     # Running again is a no-op: both stages are done; the run's configs stay as they were.
-    before = {p: p.read_text() for p in (stage2 / "metrics.jsonl", tmp_path / "operative_config.gin",
-                                         tmp_path / "config.gin")}
+    before = {
+        p: p.read_text() for p in (stage2 / "metrics.jsonl", tmp_path / "operative_config.gin", tmp_path / "config.gin")
+    }
     assert len(before[tmp_path / "operative_config.gin"].splitlines()) > 50
     gin.clear_config()  # as in a new process: gin's operative config starts empty
     configure(tmp_path, "STAGE2_TRAIN_STEPS = 3")
@@ -101,8 +110,12 @@ def test_nonfinite_steps_save_and_stop(tmp_path, clean_gin):
     with ocp.StandardCheckpointer() as saver:  # the converter's layout: <dir>/params + model_config.json
         saver.save(converted / "params", params)
     checkpoints.save_model_config(str(converted), config)
-    configure(tmp_path / "run", f"INIT_FROM = '{converted}'", "StageConfig.max_consecutive_nonfinite = 2",
-              "RunConfig.stages = ('stage1',)")
+    configure(
+        tmp_path / "run",
+        f"INIT_FROM = '{converted}'",
+        "StageConfig.max_consecutive_nonfinite = 2",
+        "RunConfig.stages = ('stage1',)",
+    )
     with pytest.raises(trainer.NonFiniteError, match="3 consecutive steps up to step 3"):
         run_stages()
     stage = tmp_path / "run" / "stage1"
@@ -113,33 +126,50 @@ def test_nonfinite_steps_save_and_stop(tmp_path, clean_gin):
     assert [r["skipped_steps"] for r in read_metrics(str(stage))] == [1, 1, 1]
 
 
-@pytest.mark.parametrize("binding, error", [
-    ("StageConfig.lerning_rate = 1e-3", "lerning_rate"),
-    ("trian_stage.seed = 1", "trian_stage"),
-    ("LEARNIG_RATE = 1e-3", "LEARNIG_RATE"),
-])
+@pytest.mark.parametrize(
+    "binding, error",
+    [
+        ("StageConfig.lerning_rate = 1e-3", "lerning_rate"),
+        ("trian_stage.seed = 1", "trian_stage"),
+        ("LEARNIG_RATE = 1e-3", "LEARNIG_RATE"),
+    ],
+)
 def test_gin_binding_that_names_nothing_fails_at_parse(binding, error, tmp_path, clean_gin):
     with pytest.raises(ValueError, match=error):
         configure(tmp_path, binding)
 
 
 def test_cli_flags_become_gin_bindings():
-    args = train.parse_args(["--gin_file=runs/tiny_cpu.gin", "--gin.MODEL_DIR=/tmp/x", "--gin.BATCH_SIZE=4",
-                             "--gin.RunConfig.stages=('stage1',)", "--gin.INIT_FROM=None"])
+    args = train.parse_args(
+        [
+            "--gin_file=runs/tiny_cpu.gin",
+            "--gin.MODEL_DIR=/tmp/x",
+            "--gin.BATCH_SIZE=4",
+            "--gin.RunConfig.stages=('stage1',)",
+            "--gin.INIT_FROM=None",
+        ]
+    )
     assert args.gin_file == ["runs/tiny_cpu.gin"]
-    assert args.gin_bindings == ["MODEL_DIR = '/tmp/x'", "BATCH_SIZE = 4", "RunConfig.stages = ('stage1',)",
-                                 "INIT_FROM = None"]
+    assert args.gin_bindings == [
+        "MODEL_DIR = '/tmp/x'",
+        "BATCH_SIZE = 4",
+        "RunConfig.stages = ('stage1',)",
+        "INIT_FROM = None",
+    ]
     with pytest.raises(SystemExit):
         train.parse_args(["--gin_fil=x.gin"])
 
 
-@pytest.mark.parametrize("bindings, error, match", [
-    (["PartitioningConfig.mesh_shape = (3, -1, 1)"], ValueError, r"mesh_shape=\(3, -1, 1\)"),
-    (["BATCH_SIZE = 6"], ValueError, "global batch size 6 is not divisible"),
-    (["StageConfig.num_microbatches = 4"], ValueError, "microbatch size 8/4"),
-    (["INIT_FROM = '/nonexistent/llama'"], FileNotFoundError, "/nonexistent/llama"),
-    (["STAGE1_MIXTURE_OR_TASK_NAME = None"], ValueError, "mixture_or_task_name is not set"),
-])
+@pytest.mark.parametrize(
+    "bindings, error, match",
+    [
+        (["PartitioningConfig.mesh_shape = (3, -1, 1)"], ValueError, r"mesh_shape=\(3, -1, 1\)"),
+        (["BATCH_SIZE = 6"], ValueError, "global batch size 6 is not divisible"),
+        (["StageConfig.num_microbatches = 4"], ValueError, "microbatch size 8/4"),
+        (["INIT_FROM = '/nonexistent/llama'"], FileNotFoundError, "/nonexistent/llama"),
+        (["STAGE1_MIXTURE_OR_TASK_NAME = None"], ValueError, "mixture_or_task_name is not set"),
+    ],
+)
 def test_bad_setups_fail_before_compute(bindings, error, match, tmp_path, clean_gin):
     configure(tmp_path, *bindings)
     with pytest.raises(error, match=match):
@@ -147,11 +177,14 @@ def test_bad_setups_fail_before_compute(bindings, error, match, tmp_path, clean_
     assert not (tmp_path / "stage1" / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("layout, mesh, gate_proj_shard, embed_shard", [
-    ("data_parallel", {"data": 8, "fsdp": 1, "tensor": 1}, (40, 5120, 13824), (32001, 5120)),
-    ("fsdp", {"data": 1, "fsdp": 8, "tensor": 1}, (40, 640, 13824), (32001, 640)),
-    ("fsdp_tensor", {"data": 1, "fsdp": 2, "tensor": 4}, (40, 2560, 3456), (32001, 2560)),
-])
+@pytest.mark.parametrize(
+    "layout, mesh, gate_proj_shard, embed_shard",
+    [
+        ("data_parallel", {"data": 8, "fsdp": 1, "tensor": 1}, (40, 5120, 13824), (32001, 5120)),
+        ("fsdp", {"data": 1, "fsdp": 8, "tensor": 1}, (40, 640, 13824), (32001, 640)),
+        ("fsdp_tensor", {"data": 1, "fsdp": 2, "tensor": 4}, (40, 2560, 3456), (32001, 2560)),
+    ],
+)
 def test_orca_13b_run_config_builds(layout, mesh, gate_proj_shard, embed_shard, tmp_path, clean_gin):
     """The 13B two-stage run parses and its shardings fit 8 devices (abstractly: nothing is allocated)."""
     configure(tmp_path, files=("runs/orca_13b.gin", f"partitioning/{layout}.gin"), tiny=False)

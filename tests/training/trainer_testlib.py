@@ -44,14 +44,28 @@ def subprocess_env(**extra: str) -> dict:
 def train_command(model_dir: Path, *bindings: str, extra_flags: tuple = ()) -> list:
     """`python -m orca_jax.train` on runs/tiny_cpu.gin with TINY_BINDINGS and `bindings`."""
     flags = [f"--gin.{b.replace(' = ', '=')}" for b in (*TINY_BINDINGS, *bindings)]
-    return [sys.executable, "-m", "orca_jax.train", "--gin_file=runs/tiny_cpu.gin",
-            f"--gin.MODEL_DIR={model_dir}", *flags, *extra_flags]
+    return [
+        sys.executable,
+        "-m",
+        "orca_jax.train",
+        "--gin_file=runs/tiny_cpu.gin",
+        f"--gin.MODEL_DIR={model_dir}",
+        *flags,
+        *extra_flags,
+    ]
 
 
-def run_train(model_dir: Path, *bindings: str, env: dict | None = None,
-              timeout: float = 180) -> subprocess.CompletedProcess:
+def run_train(
+    model_dir: Path, *bindings: str, env: dict | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
     """Run the trainer to completion in a subprocess; fail the test with its output if it fails."""
-    result = subprocess.run(train_command(model_dir, *bindings), cwd=REPO, env=env or subprocess_env(),
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        train_command(model_dir, *bindings),
+        cwd=REPO,
+        env=env or subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return result

@@ -33,7 +33,14 @@ log = logging.getLogger(__name__)
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 
-_COLLECTION_ALIASES = {"cot": "cot", "niv2": "niv2", "niv": "niv2", "t0": "t0", "flan2021": "flan2021", "flan": "flan2021"}
+_COLLECTION_ALIASES = {
+    "cot": "cot",
+    "niv2": "niv2",
+    "niv": "niv2",
+    "t0": "t0",
+    "flan2021": "flan2021",
+    "flan": "flan2021",
+}
 _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "id": ("id",),
     "collection": ("collection", "task_source"),
@@ -148,7 +155,11 @@ class _IndexBuilder:
             task_name = "" if task is None else str(task)
             if not task_name:
                 found = "missing_task"
-            elif self.filter.drop_t0_bigbench and COLLECTIONS[code] == "t0" and "bigbench" in task_name.lower().replace("_", "").replace("-", ""):
+            elif (
+                self.filter.drop_t0_bigbench
+                and COLLECTIONS[code] == "t0"
+                and "bigbench" in task_name.lower().replace("_", "").replace("-", "")
+            ):
                 found = "t0_bigbench"
             else:
                 found = len(self.task_names)
@@ -214,7 +225,9 @@ def _scan_jsonl(path: Path, file_no: int, builder: _IndexBuilder) -> None:
             if not isinstance(record, dict):
                 builder.skipped["invalid_json"] += 1
                 continue
-            builder.add(_field(record, "collection"), _field(record, "task"), _field(record, "template_type"), file_no, start)
+            builder.add(
+                _field(record, "collection"), _field(record, "task"), _field(record, "template_type"), file_no, start
+            )
 
 
 def _first_present(names: Iterable[str], candidates: tuple[str, ...]) -> str | None:
@@ -280,7 +293,11 @@ def _fetch_jsonl(path: Path, ks: np.ndarray, offsets: np.ndarray) -> Iterator[tu
 def _fetch_parquet(path: Path, ks: np.ndarray, rows: np.ndarray) -> Iterator[tuple[int, FlanRecord]]:
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
-    wanted = [c for key in ("id", "collection", "task", "inputs", "targets") if (c := _first_present(names, _FIELD_ALIASES[key]))]
+    wanted = [
+        c
+        for key in ("id", "collection", "task", "inputs", "targets")
+        if (c := _first_present(names, _FIELD_ALIASES[key]))
+    ]
     bounds = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)])
     groups = np.searchsorted(bounds, rows, side="right") - 1
     for group in np.unique(groups):

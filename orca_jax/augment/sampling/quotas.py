@@ -105,7 +105,7 @@ def stratified_sample(task_of_row: np.ndarray, quota: int, rng: np.random.Genera
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     chosen: list[np.ndarray] = []
     for task in np.flatnonzero(counts):
-        rows = order[starts[task]: starts[task] + sizes[task]]
+        rows = order[starts[task] : starts[task] + sizes[task]]
         take = int(counts[task])
         chosen.append(rows if take == rows.size else rng.choice(rows, size=take, replace=False))
     return np.sort(np.concatenate(chosen)).astype(np.int64)

@@ -57,7 +57,9 @@ def _numbers_within_collection(collections: np.ndarray) -> np.ndarray:
     return numbers
 
 
-def sample_manifest(inputs: Iterable[Path | str], layout: OutputLayout, spec: SamplingSpec = SamplingSpec(), force: bool = False) -> ManifestMeta:
+def sample_manifest(
+    inputs: Iterable[Path | str], layout: OutputLayout, spec: SamplingSpec = SamplingSpec(), force: bool = False
+) -> ManifestMeta:
     """Sample queries from `inputs` and commit them as `layout`'s manifest."""
     layout.root.mkdir(parents=True, exist_ok=True)
     with ManifestWriter(layout, force=force) as writer:
@@ -84,7 +86,9 @@ def sample_manifest(inputs: Iterable[Path | str], layout: OutputLayout, spec: Sa
             with open(scratch, "wb") as handle:
                 for position, record in fetch_records(index, chosen):
                     collection = COLLECTIONS[int(collections[position])]
-                    message_id, multiple_choice = choose_system_message(collection, record.inputs, float(uniforms[position]))
+                    message_id, multiple_choice = choose_system_message(
+                        collection, record.inputs, float(uniforms[position])
+                    )
                     entry = ManifestEntry(
                         id=make_id(collection, int(numbers[position])),
                         source_id=record.source_id,
@@ -117,6 +121,8 @@ def sample_manifest(inputs: Iterable[Path | str], layout: OutputLayout, spec: Sa
             "skipped_input_rows": index.skipped,
             "input_filter": asdict(spec.input_filter),
             "inputs": [{"path": str(p.resolve()), "bytes": p.stat().st_size} for p in index.paths],
-            "tasks": {c: int(np.unique(index.task[index.collection == code]).size) for code, c in enumerate(COLLECTIONS)},
+            "tasks": {
+                c: int(np.unique(index.task[index.collection == code]).size) for code, c in enumerate(COLLECTIONS)
+            },
         }
         return writer.commit(sampling)

@@ -150,7 +150,9 @@ def repair_jsonl(path: Path, quarantine: bool = True) -> RepairResult:
     if bad:
         log.warning(
             "%s: %d damaged line(s) (invalid UTF-8 or JSON) moved to %s; their queries will be asked again",
-            path, len(bad), quarantine_path(path) if quarantine else "nowhere",
+            path,
+            len(bad),
+            quarantine_path(path) if quarantine else "nowhere",
         )
     return RepairResult(torn_bytes=len(torn), bad_lines=len(bad), ids=tuple(ids))
 
@@ -191,7 +193,7 @@ class AppendOnlyJsonl:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "AppendOnlyJsonl":
+    def __enter__(self) -> AppendOnlyJsonl:
         return self
 
     def __exit__(self, *exc: object) -> None:

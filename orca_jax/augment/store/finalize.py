@@ -45,7 +45,9 @@ def _unique_rows(paths: Iterable[Path], seen: dict[str, np.ndarray]) -> Iterator
             yield row
 
 
-def _write_parquet(rows: Iterable[dict[str, Any]], schema: pa.Schema, folder: Path, stem: str, rows_per_file: int | None) -> list[Path]:
+def _write_parquet(
+    rows: Iterable[dict[str, Any]], schema: pa.Schema, folder: Path, stem: str, rows_per_file: int | None
+) -> list[Path]:
     """Write `rows` to `stem-00000.parquet`, ... (or `stem.parquet` without a limit)."""
     files: list[Path] = []
     writer: pq.ParquetWriter | None = None
@@ -91,7 +93,9 @@ def finalize(
         report = build_report(layout, price_prompt_per_1k, price_completion_per_1k)
         if not report["complete"] and not allow_incomplete:
             t = report["totals"]
-            raise IncompleteOutput(f"{t['pending']} queries pending and {t['failed']} failed; run again (with --retry-failures), or finalize with --allow-incomplete")
+            raise IncompleteOutput(
+                f"{t['pending']} queries pending and {t['failed']} failed; run again (with --retry-failures), or finalize with --allow-incomplete"
+            )
         staging = layout.root / "final.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()

@@ -53,7 +53,7 @@ class OutputLayout:
     root: Path
 
     @classmethod
-    def at(cls, root: Path | str) -> "OutputLayout":
+    def at(cls, root: Path | str) -> OutputLayout:
         return cls(Path(root))
 
     # Files and folders inside the output folder.

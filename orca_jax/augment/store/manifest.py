@@ -64,7 +64,7 @@ class ManifestEntry:
         return (json.dumps(fields, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
-    def from_line(cls, line: bytes | str) -> "ManifestEntry":
+    def from_line(cls, line: bytes | str) -> ManifestEntry:
         return cls(**json.loads(line))
 
 
@@ -83,7 +83,7 @@ class ManifestMeta:
     format_version: int = FORMAT_VERSION
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ManifestMeta":
+    def from_dict(cls, data: dict[str, Any]) -> ManifestMeta:
         return cls(**data)
 
 
@@ -117,9 +117,13 @@ class ManifestWriter:
 
     def __init__(self, layout: OutputLayout, force: bool = False) -> None:
         if has_manifest(layout) and not force:
-            raise ManifestError(f"{layout.root} already has a manifest; it is never resampled (use a new folder or --force)")
+            raise ManifestError(
+                f"{layout.root} already has a manifest; it is never resampled (use a new folder or --force)"
+            )
         if layout.row_files() or layout.failures.exists():
-            raise ManifestError(f"{layout.root} already holds teacher outputs; their ids belong to its manifest (use a new folder)")
+            raise ManifestError(
+                f"{layout.root} already holds teacher outputs; their ids belong to its manifest (use a new folder)"
+            )
         self.layout = layout
         self.counts: Counter[str] = Counter()
         self.messages: Counter[str] = Counter()
@@ -128,7 +132,7 @@ class ManifestWriter:
         self._context = atomic_writer(layout.manifest, "wb")
         self._handle: IO[bytes] | None = None
 
-    def __enter__(self) -> "ManifestWriter":
+    def __enter__(self) -> ManifestWriter:
         if self.layout.manifest_meta.exists():
             self.layout.manifest_meta.unlink()  # --force: uncommit before rewriting
         self._handle = self._context.__enter__()
@@ -147,7 +151,9 @@ class ManifestWriter:
     def write(self, entry: ManifestEntry) -> None:
         self.write_line(entry.to_line(), entry.collection, entry.system_message_id, entry.id)
 
-    def commit(self, sampling: dict[str, Any], parent: str | None = None, id_space: dict[str, int] | None = None) -> ManifestMeta:
+    def commit(
+        self, sampling: dict[str, Any], parent: str | None = None, id_space: dict[str, int] | None = None
+    ) -> ManifestMeta:
         """Rename the manifest into place, then write the meta file (the commit point)."""
         assert self._handle is not None
         self._context.__exit__(None, None, None)
@@ -160,7 +166,7 @@ class ManifestWriter:
             system_message_counts=dict(sorted(self.messages.items(), key=lambda kv: int(kv[0]))),
             sampling=sampling,
             parent=parent,
-            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         )
         atomic_write_json(self.layout.manifest_meta, asdict(meta))
         return meta
@@ -171,7 +177,9 @@ class ManifestWriter:
             self._handle = None
 
 
-def write_subset(source: OutputLayout, target: OutputLayout, size: int, seed: int = 0, force: bool = False) -> ManifestMeta:
+def write_subset(
+    source: OutputLayout, target: OutputLayout, size: int, seed: int = 0, force: bool = False
+) -> ManifestMeta:
     """A uniformly random subset of `source`'s manifest (same ids, same system messages).
 
     This is how FLAN-1M (GPT-4) is drawn from FLAN-5M; the ids stay those of the parent,

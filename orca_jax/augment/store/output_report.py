@@ -24,7 +24,9 @@ def _collection_of(row_id: str) -> str:
     return ID_PREFIX_TO_COLLECTION[parse_id(row_id)[0]]
 
 
-def build_report(layout: OutputLayout, price_prompt_per_1k: float = 0.0, price_completion_per_1k: float = 0.0) -> dict[str, Any]:
+def build_report(
+    layout: OutputLayout, price_prompt_per_1k: float = 0.0, price_completion_per_1k: float = 0.0
+) -> dict[str, Any]:
     """Read the folder's outputs and summarise them."""
     meta = load_meta(layout)
     seen = {prefix: np.zeros(size, dtype=bool) for prefix, size in meta.id_space.items()}
@@ -89,7 +91,10 @@ def build_report(layout: OutputLayout, price_prompt_per_1k: float = 0.0, price_c
             "failed": failed[collection],
             "pending": sampled - finished,
         }
-    totals = {key: sum(v[key] for v in per_collection.values()) for key in ("sampled", "rows", "kept_apart", "failed", "pending")}
+    totals = {
+        key: sum(v[key] for v in per_collection.values())
+        for key in ("sampled", "rows", "kept_apart", "failed", "pending")
+    }
     cost = prompt_tokens / 1000.0 * price_prompt_per_1k + completion_tokens / 1000.0 * price_completion_per_1k
     return {
         "output_dir": str(layout.root),
@@ -103,7 +108,11 @@ def build_report(layout: OutputLayout, price_prompt_per_1k: float = 0.0, price_c
         "finish_reasons": dict(finish_reasons),
         "system_message_ids": dict(sorted(messages.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)),
         "teachers": dict(teachers),
-        "tokens": {"prompt": prompt_tokens, "completion": completion_tokens, "total": prompt_tokens + completion_tokens},
+        "tokens": {
+            "prompt": prompt_tokens,
+            "completion": completion_tokens,
+            "total": prompt_tokens + completion_tokens,
+        },
         "estimated_cost": {
             "total": round(cost, 6),
             "price_per_1k_prompt_tokens": price_prompt_per_1k,
@@ -121,11 +130,18 @@ def format_report(report: dict[str, Any]) -> str:
         + ("  (complete)" if report["complete"] else ""),
     ]
     for collection, c in report["per_collection"].items():
-        lines.append(f"  {collection:>8}: sampled {c['sampled']}, rows {c['rows']}, kept apart {c['kept_apart']}, failed {c['failed']}, pending {c['pending']}")
+        lines.append(
+            f"  {collection:>8}: sampled {c['sampled']}, rows {c['rows']}, kept apart {c['kept_apart']}, failed {c['failed']}, pending {c['pending']}"
+        )
     if report["kept_apart_by_reason"]:
-        lines.append("  kept apart by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(report["kept_apart_by_reason"].items())))
+        lines.append(
+            "  kept apart by reason: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(report["kept_apart_by_reason"].items()))
+        )
     if report["failures_by_reason"]:
-        lines.append("  failures by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(report["failures_by_reason"].items())))
+        lines.append(
+            "  failures by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(report["failures_by_reason"].items()))
+        )
     tokens, cost = report["tokens"], report["estimated_cost"]
     lines.append(f"  tokens: prompt {tokens['prompt']}, completion {tokens['completion']}, total {tokens['total']}")
     lines.append(

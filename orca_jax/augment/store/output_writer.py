@@ -37,7 +37,7 @@ class FlushCounts:
     def total(self) -> int:
         return self.rows + self.kept_apart + self.failures
 
-    def add(self, other: "FlushCounts") -> None:
+    def add(self, other: FlushCounts) -> None:
         for name in ("rows", "kept_apart", "failures", "prompt_tokens", "completion_tokens"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -77,7 +77,7 @@ class OutputWriter:
                 "status": outcome.status,
                 "collection": entry.collection,
                 "teacher": self.teacher,
-                "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             }
             self._failures.append(_line(record))
             self._pending.failures += 1

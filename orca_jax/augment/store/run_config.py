@@ -21,7 +21,13 @@ class TeacherMismatch(RuntimeError):
     """The folder already holds rows of another teacher."""
 
 
-def record_run(layout: OutputLayout, config: TeacherConfig, run_index: int, options: dict[str, Any], allow_teacher_change: bool = False) -> dict[str, Any]:
+def record_run(
+    layout: OutputLayout,
+    config: TeacherConfig,
+    run_index: int,
+    options: dict[str, Any],
+    allow_teacher_change: bool = False,
+) -> dict[str, Any]:
     """Check the teacher against earlier runs and append this run to `run_config.json`."""
     saved: dict[str, Any] = read_json(layout.run_config) if layout.run_config.exists() else {"runs": []}
     previous = saved.get("teacher")
@@ -34,7 +40,7 @@ def record_run(layout: OutputLayout, config: TeacherConfig, run_index: int, opti
     teacher["name"] = config.name
     run = {
         "run_index": run_index,
-        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "teacher": teacher,
         "options": options,
         "python": sys.version.split()[0],

@@ -102,7 +102,9 @@ def _mark(state: OutputState, bitmaps: dict[str, np.ndarray], ids: Iterable[str]
     return seen
 
 
-def scan_outputs(layout: OutputLayout, meta: ManifestMeta, ids: Mapping[Path, Iterable[str]] | None = None) -> OutputState:
+def scan_outputs(
+    layout: OutputLayout, meta: ManifestMeta, ids: Mapping[Path, Iterable[str]] | None = None
+) -> OutputState:
     """Read every finished row's id (or take them from `ids`, as `repair_outputs` returns) and every failure record."""
     state = OutputState(done=_bitmaps(meta.id_space), failed=_bitmaps(meta.id_space))
     ids = ids or {}

@@ -24,13 +24,19 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from dataclasses import asdict, dataclass
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
 
-from orca_jax.augment.teacher.completion import KEPT_CONTENT_FILTER, Completion, MalformedResponse, is_content_filter_error, parse_chat_completion
+from orca_jax.augment.teacher.completion import (
+    KEPT_CONTENT_FILTER,
+    Completion,
+    MalformedResponse,
+    is_content_filter_error,
+    parse_chat_completion,
+)
 from orca_jax.augment.teacher.pacing import BackoffPolicy, RateLimiter, parse_retry_after
 from orca_jax.augment.teacher.redaction import Secret, describe_exception, scrub
 
@@ -114,7 +120,9 @@ def load_api_key(config: TeacherConfig) -> Secret | None:
         return None
     value = os.environ.get(config.api_key_env, "")
     if not value:
-        raise MissingApiKey(f"environment variable {config.api_key_env} is not set (set it, name another with --api-key-env, or pass --no-auth)")
+        raise MissingApiKey(
+            f"environment variable {config.api_key_env} is not set (set it, name another with --api-key-env, or pass --no-auth)"
+        )
     return Secret(value)
 
 
@@ -149,7 +157,7 @@ class TeacherClient:
     def __repr__(self) -> str:
         return f"TeacherClient(base_url={scrub(self.config.base_url)!r}, model={self.config.model!r})"
 
-    async def __aenter__(self) -> "TeacherClient":
+    async def __aenter__(self) -> TeacherClient:
         headers = {"Content-Type": "application/json"}
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key.reveal()}"

@@ -68,7 +68,6 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-
 class TokenBucket:
     """An async token bucket: `acquire(n)` waits until `n` units are available."""
 

@@ -77,7 +77,9 @@ class Progress:
         """Count one failed attempt (to be retried or given up) as it happens."""
         self.attempt_errors[kind] += 1
         if self._bar is not None:
-            self._bar.set_postfix(failures=self.failures, failed_attempts=sum(self.attempt_errors.values()), refresh=False)
+            self._bar.set_postfix(
+                failures=self.failures, failed_attempts=sum(self.attempt_errors.values()), refresh=False
+            )
             return
         self._maybe_log()
 

@@ -63,6 +63,7 @@ def test_left_pad_layout():
     assert [prompt_bucket(n) for n in (1, 16, 17, 100)] == [16, 16, 32, 128]
 
 
+@pytest.mark.slow
 def test_kv_cache_greedy_equals_full_recomputation(model, greedy_b3):
     cfg, params, prompts = model
     full = _decoder(cfg, params, use_cache=False).generate(prompts, NEW)
@@ -84,6 +85,7 @@ def test_kv_cache_with_scanned_layers():
     assert _teacher_forced_argmax(cfg, params, prompts, cached.tokens) == cached.tokens
 
 
+@pytest.mark.slow
 def test_outputs_do_not_depend_on_batch_or_padding(model, greedy_b3):
     cfg, params, prompts = model
     # Batches of one, with their own (smaller) prompt buckets: other padding, other batch.
@@ -118,6 +120,7 @@ def test_long_prompts_are_truncated_from_the_left(model, greedy_b3):
     assert out.tokens[1] == greedy_b3.tokens[0]
 
 
+@pytest.mark.slow
 def test_seeded_sampling_is_reproducible_and_batch_independent(model, greedy_b3):
     cfg, params, prompts = model
     sampling = Sampling(temperature=1.0, top_p=0.9, seed=3)
@@ -132,6 +135,7 @@ def test_seeded_sampling_is_reproducible_and_batch_independent(model, greedy_b3)
     assert dec.generate(prompts, NEW, Sampling(1.0, 1e-6, 3), ids).tokens == greedy_b3.tokens
 
 
+@pytest.mark.slow
 def test_option_loglik_equals_full_forward(model):
     cfg, params, prompts = model
     conts = [[5], [6, 7], [8, 9, 10], [11]]

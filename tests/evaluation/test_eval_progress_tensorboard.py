@@ -79,6 +79,7 @@ def test_progress_is_logged_per_decoding_batch(tmp_path, bbh_fixture_dir, tokeni
     assert "(75%)" in lines[0] and lines[1].endswith("~0 s left")
 
 
+@pytest.mark.slow
 def test_batched_progress_keeps_the_outputs(tmp_path, bbh_fixture_dir, tokenizer, params):
     """Generating batch by batch gives the same predictions as one call over all prompts."""
     from orca_jax.evaluation.decoding import Decoder, Sampling
@@ -91,6 +92,7 @@ def test_batched_progress_keeps_the_outputs(tmp_path, bbh_fixture_dir, tokenizer
     assert parts == whole
 
 
+@pytest.mark.slow
 def test_run_checkpoint_accuracies_go_to_tensorboard_at_its_step(tmp_path, bbh_fixture_dir, tokenizer, params):
     run = tmp_path / "stage1"
     step_dir = run / "checkpoints" / "1200"

@@ -35,6 +35,7 @@ def test_mask_is_block_diagonal_causal():
     np.testing.assert_array_equal(m, expected)
 
 
+@pytest.mark.slow
 def test_reference_matches_naive_per_head_softmax():
     q, k, v = _qkv()
     seg = jnp.array([[1] * 5 + [2] * 7, [1] * 12])
@@ -116,6 +117,7 @@ def test_splash_kernel_matches_reference_outputs_and_grads():
         np.testing.assert_allclose(a, r, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_splash_kernel_on_a_mesh_matches_reference_outputs_and_grads():
     """Under a (2, 2, 2) mesh the Mosaic kernel runs in shard_map (XLA cannot partition it):
     rows split over (data, fsdp), heads over tensor, kv heads repeated before the split."""

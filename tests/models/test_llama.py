@@ -22,6 +22,7 @@ def _jit_decode_step(model):
     return jax.jit(functools.partial(model.apply, mutable=["cache"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["tiny", "tiny_gqa"])
 def test_packed_logits_equal_each_example_alone(preset):
     cfg = get_preset(preset)
@@ -115,6 +116,7 @@ def test_kv_cache_matches_full_forward_with_left_padding():
     np.testing.assert_allclose(decoded, full[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_bf16_compute_keeps_fp32_params_and_logits():
     cfg = get_preset("tiny", dtype="bfloat16")
     params = _init(cfg)

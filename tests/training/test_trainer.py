@@ -100,6 +100,7 @@ def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
     assert calls == [{"checkpoint": str(d), "output_dir": str(d / "eval")} for d in (stage1, stage2)]
 
 
+@pytest.mark.slow
 def test_nonfinite_steps_save_and_stop(tmp_path, clean_gin):
     """INIT_FROM a converted checkpoint with a NaN weight: every update is skipped; after more
     than max_consecutive_nonfinite in a row the trainer saves and stops."""

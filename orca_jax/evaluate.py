@@ -4,7 +4,7 @@ Evaluate a checkpoint::
 
     python -m orca_jax.evaluate --gin_file=gin_configs/eval/paper_zero_shot.gin \\
         --checkpoint=$MODEL_DIR/stage2 --output_dir=$MODEL_DIR/stage2/eval \\
-        [--gin.orca_jax.evaluation.runner.evaluate.batch_size=16] \\
+        [--gin.EvalConfig.batch_size=16] \\
         [--bbh_dir=DIR] [--agieval_dir=DIR] [--bbh_format_dir=NAME=DIR ...] \\
         [--max_examples_per_task=N] [--tasks snarks lsat-ar ...]
 
@@ -12,8 +12,8 @@ Fetch the public benchmark files (27 BBH tasks, AGIEval v1 English + math) into 
 
     python -m orca_jax.evaluate download --cache_dir=~/.cache/orca_jax/eval_data
 
-Flags given on the command line override gin bindings of
-`orca_jax.evaluation.runner.evaluate`; everything else comes from the gin files.
+Flags given on the command line override the gin bindings of `EvalConfig`
+(orca_jax/evaluation/runner.py); everything else comes from the gin files.
 The tokenizer and chat template come from the checkpoint's model_card.json (written by the
 trainer and by `python -m orca_jax.convert import_hf`) unless --tokenizer_path / --template
 are given (a logged note says when they override the card). A Hugging Face student runs with
@@ -28,6 +28,7 @@ no code::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -35,7 +36,7 @@ from collections.abc import Sequence
 
 from orca_jax import gin_utils
 
-# Flags forwarded to runner.evaluate when given (name -> type).
+# EvalConfig fields the command line overrides when given (name -> type).
 _EVALUATE_FLAGS = {
     "tokenizer_path": str,
     "template": str,
@@ -113,7 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if any(len(p) != 2 for p in pairs):
             _parser().error("--bbh_format_dir takes NAME=DIR")
         kwargs["bbh_format_dirs"] = dict(pairs)
-    results = runner.evaluate(args.checkpoint, args.output_dir, **kwargs)
+    try:
+        config = dataclasses.replace(runner.EvalConfig(), **kwargs)
+    except ValueError as e:
+        _parser().error(str(e))
+    results = runner.evaluate(args.checkpoint, args.output_dir, config)
     summary = {name: bench["aggregates"] for name, bench in results["benchmarks"].items()}
     print(json.dumps({"aggregates": summary, "files": results.get("files")}, indent=2))
     return 0

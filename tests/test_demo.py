@@ -19,8 +19,8 @@ TOY = [
     "--gin.STAGE2_TRAIN_STEPS=3",
     "--gin.StageConfig.log_every_steps=1",
     "--gin.CheckpointConfig.save_every_steps=2",
-    "--gin.orca_jax.evaluation.runner.evaluate.max_examples_per_task=2",
-    "--gin.orca_jax.evaluation.runner.evaluate.max_new_tokens=6",
+    "--gin.EvalConfig.max_examples_per_task=2",
+    "--gin.EvalConfig.max_new_tokens=6",
 ]
 STAGES = {
     conditions.PROGRESSIVE: ("stage1", "stage2"),

@@ -1,8 +1,8 @@
 """Zero-shot evaluation of one checkpoint: load, prompt, decode, extract, score, write.
 
 `evaluate(checkpoint, output_dir, ...)` is what the trainer calls after each stage and what
-`python -m orca_jax.evaluate` runs. Apart from those two arguments, every setting comes
-from a keyword argument or from gin (`orca_jax.evaluation.runner.evaluate.<name>`).
+`python -m orca_jax.evaluate` runs. Apart from those two arguments, every setting is a field of
+`EvalConfig` (gin: `EvalConfig.<name>`), built once and validated before any checkpoint loads.
 
 Benchmarks:
 * "bbh": the public BBH directory (27 tasks). Two aggregates are reported: the paper's
@@ -24,6 +24,7 @@ batch gives examples done / total, the rate and the time left.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -321,8 +322,7 @@ def resolve_tokenizer(tokenizer_path: str | None, card: Mapping[str, Any] | None
         if not recorded:
             raise ValueError(
                 "evaluate needs a tokenizer: the checkpoint has no model card naming one; set "
-                "tokenizer_path (--tokenizer_path, gin: orca_jax.evaluation.runner.evaluate."
-                "tokenizer_path) or pass tokenizer="
+                "tokenizer_path (--tokenizer_path, gin: EvalConfig.tokenizer_path) or pass tokenizer="
             )
         path = model_card.card_tokenizer_path(card)
         tokenizer = load_tokenizer(path)
@@ -373,82 +373,107 @@ def resolve_chat_template(template: str | None, card: Mapping[str, Any] | None) 
     return zero_shot_prompts.resolve_template(None), omit
 
 
-@gin.configurable(module="orca_jax.evaluation.runner")
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """How checkpoints are evaluated (gin: `EvalConfig.<field>`; the evaluate CLI's flags override)."""
+
+    dtype: str | None = None
+    """Activation dtype override ("float32" for parity checks against a reference); None: the model's."""
+    tokenizer_path: str | None = None
+    """SentencePiece model, tokenizer.json or Hugging Face directory (data.tokenizer.load_tokenizer);
+    None: the one in the checkpoint's model card. `~` and `{demo_data_dir}` are expanded."""
+    template: str | None = None
+    """Chat template name; None: the checkpoint's model card (how it was trained), else render_prompt's
+    gin binding. An explicit value that differs from the card is logged."""
+    system_message_id: int = 1
+    """Orca system message 1..16 (1 = empty, the paper's zero-shot setting)."""
+    data_dir: str = download.DEFAULT_CACHE_DIR
+    """Cache written by `python -m orca_jax.evaluate download`; holds bbh/ and agieval/v1/."""
+    bbh_dir: str | None = None
+    """Overrides `<data_dir>/bbh`."""
+    agieval_dir: str | None = None
+    """Overrides `<data_dir>/agieval/v1`."""
+    bbh_format_dirs: Mapping[str, str] | None = None
+    """Extra benchmarks {name: directory of BBH-format task files}."""
+    benchmarks: Sequence[str] | None = None
+    """Names to run; None: all custom ones, plus bbh/agieval where present."""
+    tasks: Sequence[str] | None = None
+    """Only these tasks ("snarks" or "bbh/snarks"); None: every task of each benchmark."""
+    max_examples_per_task: int | None = None
+    """The first N examples of each task (smoke runs); None: all."""
+    batch_size: int = 8
+    """Rows per decoding batch (rounded up to a multiple of the batch mesh axes)."""
+    max_new_tokens: int = 256
+    """Generation budget per example, in tokens."""
+    max_new_tokens_per_task: Mapping[str, int] | None = None
+    """Per-task budgets that replace max_new_tokens."""
+    metric: str = "generate"
+    """"generate" (generate, extract, match: the paper's protocol), "loglik" (argmax of summed
+    continuation log-probs over the closed answer set), or "both"."""
+    choice_format: str = "label"
+    """Log-likelihood continuations for multiple choice: "label" ("(B)") or "text"."""
+    temperature: float = 0.0
+    """Sampling temperature; 0 is greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling mass, in (0, 1]."""
+    seed: int = 0
+    """Sampling seed."""
+    mesh_shape: Sequence[int] | str | None = "training"
+    """"training" (the default training mesh), a shape such as (1, -1, 1), or None (one device);
+    a `mesh` passed to evaluate() wins."""
+
+    def __post_init__(self):
+        checks = (
+            (self.metric in METRICS, f"metric={self.metric!r}; expected one of {METRICS}"),
+            (self.choice_format in ("label", "text"), f"choice_format={self.choice_format!r}; expected label or text"),
+            (1 <= self.system_message_id <= 16, f"system_message_id={self.system_message_id}; expected 1..16"),
+            (self.batch_size >= 1, f"batch_size={self.batch_size}; expected >= 1"),
+            (self.max_new_tokens >= 1, f"max_new_tokens={self.max_new_tokens}; expected >= 1"),
+            (0.0 < self.top_p <= 1.0, f"top_p={self.top_p}; expected in (0, 1]"),
+        )
+        if bad := [message for ok, message in checks if not ok]:
+            raise ValueError("EvalConfig: " + "; ".join(bad))
+
+
 def evaluate(
     checkpoint: str,
     output_dir: str,
+    config: EvalConfig | None = None,
     *,
     model_config: LlamaConfig | None = None,
-    dtype: str | None = None,
-    tokenizer_path: str | None = None,
-    template: str | None = None,
-    system_message_id: int = 1,
-    data_dir: str = download.DEFAULT_CACHE_DIR,
-    bbh_dir: str | None = None,
-    agieval_dir: str | None = None,
-    bbh_format_dirs: Mapping[str, str] | None = None,
-    benchmarks: Sequence[str] | None = None,
-    tasks: Sequence[str] | None = None,
-    max_examples_per_task: int | None = None,
-    batch_size: int = 8,
-    max_new_tokens: int = 256,
-    max_new_tokens_per_task: Mapping[str, int] | None = None,
-    metric: str = "generate",
-    choice_format: str = "label",
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    seed: int = 0,
-    mesh_shape: Sequence[int] | str | None = "training",
     mesh: jax.sharding.Mesh | None = None,
     params: Any = None,
     tokenizer: Any = None,
+    **overrides: Any,
 ) -> dict:
     """Evaluate `checkpoint` zero-shot and write results into `output_dir`; returns results.json's dict.
 
     Args:
       checkpoint: a stage run dir, a step dir, a converted-weights dir, or "random[:seed]".
       output_dir: where results.json, predictions.jsonl and results.md are written.
+      config: how (EvalConfig); default: EvalConfig() as gin binds it.
       model_config: the model; default: recorded with the checkpoint, else gin's model_config().
-      dtype: activation dtype override ("float32" for parity checks against a reference); None keeps the config's.
-      tokenizer_path: a SentencePiece model, a tokenizer.json or a Hugging Face model directory
-        (orca_jax.data.tokenizer.load_tokenizer); default: the one in the checkpoint's model card.
-        Paths may use `~` and `{demo_data_dir}` (the bundled demo data directory).
-      template: chat template name; default: the checkpoint's model card (how it was trained),
-        else render_prompt's gin binding. An explicit value that differs from the card is logged.
-      system_message_id: Orca system message 1..16 (1 = empty, the paper's zero-shot setting).
-      data_dir: cache written by `python -m orca_jax.evaluate download`; holds bbh/ and agieval/v1/.
-      bbh_dir / agieval_dir: override the directories inside data_dir.
-      bbh_format_dirs: extra benchmarks {name: directory of BBH-format task files}.
-      benchmarks: names to run; default: all custom ones, plus bbh/agieval where present.
-      tasks: only these tasks ("snarks" or "bbh/snarks"); default: all of each benchmark.
-      max_examples_per_task: the first N examples of each task (smoke runs); None = all.
-      batch_size: rows per decoding batch (rounded up to a multiple of the batch mesh axes).
-      max_new_tokens / max_new_tokens_per_task: generation budget, optionally per task.
-      metric: "generate" (generate, extract, match: the paper's protocol), "loglik" (argmax of
-        summed continuation log-probs over the closed answer set), or "both".
-      choice_format: log-lik. continuations for multiple choice: "label" ("(B)") or "text".
-      temperature / top_p / seed: sampling; temperature 0 is greedy.
-      mesh_shape / mesh: shard params and batches over a mesh: "training" = partitioning.make_mesh()
-        with its gin binding (the training layout), a shape such as (1, -1, 1), or None for the
-        default device only; a `mesh` object (e.g. the trainer's) wins over mesh_shape.
+      mesh: shard params and batches over this mesh (e.g. the trainer's); wins over config.mesh_shape.
       params / tokenizer: already-loaded objects (the trainer passes its own); skip loading.
+      overrides: EvalConfig fields replaced for this call (e.g. max_examples_per_task=2).
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric={metric!r}; expected one of {METRICS}")
+    cfg = dataclasses.replace(config or EvalConfig(), **overrides)
     start = time.time()
     os.makedirs(output_dir, exist_ok=True)
     config = resolve_model_config(checkpoint, model_config)
-    if dtype is not None:
-        config = config.replace(dtype=dtype)
+    if cfg.dtype is not None:
+        config = config.replace(dtype=cfg.dtype)
     rules = partitioning.logical_axis_rules()
-    if mesh is None and mesh_shape is not None:
-        mesh = partitioning.make_mesh() if mesh_shape == "training" else partitioning.make_mesh(mesh_shape)
+    if mesh is None and cfg.mesh_shape is not None:
+        mesh = partitioning.make_mesh() if cfg.mesh_shape == "training" else partitioning.make_mesh(cfg.mesh_shape)
+    batch_size = cfg.batch_size
     if mesh is not None:
         batch_size = round_up(batch_size, partitioning.mesh_axes_size(mesh, dict(rules).get("batch")))
     card = None if checkpoint.startswith(RANDOM_CHECKPOINT) else model_card.load_card(checkpoint)
     if tokenizer is None:
-        tokenizer = resolve_tokenizer(tokenizer_path, card)
-    template, omit_empty_system = resolve_chat_template(template, card)
+        tokenizer = resolve_tokenizer(cfg.tokenizer_path, card)
+    template, omit_empty_system = resolve_chat_template(cfg.template, card)
     if tokenizer.vocab_size > config.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the model only {config.vocab_size}")
     if params is None:
@@ -462,8 +487,8 @@ def evaluate(
         mesh=mesh,
         rules=rules,
     )
-    sampling = Sampling(temperature, top_p, seed)
-    loaded = load_benchmarks(benchmarks, data_dir, bbh_dir, agieval_dir, bbh_format_dirs, tasks)
+    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.seed)
+    loaded = load_benchmarks(cfg.benchmarks, cfg.data_dir, cfg.bbh_dir, cfg.agieval_dir, cfg.bbh_format_dirs, cfg.tasks)
 
     results: dict[str, Any] = {
         "checkpoint": checkpoint,
@@ -478,15 +503,15 @@ def evaluate(
                 "pad_id": tokenizer.pad_id,
             },
             "model_card": card["directory"] if card else None,
-            "system_message_id": system_message_id,
-            "metric": metric,
-            "choice_format": choice_format,
+            "system_message_id": cfg.system_message_id,
+            "metric": cfg.metric,
+            "choice_format": cfg.choice_format,
             "decoding": "greedy"
-            if temperature <= 0
-            else f"sampling(temperature={temperature}, top_p={top_p}, seed={seed})",
-            "max_new_tokens": max_new_tokens,
-            "max_new_tokens_per_task": dict(max_new_tokens_per_task or {}),
-            "max_examples_per_task": max_examples_per_task,
+            if cfg.temperature <= 0
+            else f"sampling(temperature={cfg.temperature}, top_p={cfg.top_p}, seed={cfg.seed})",
+            "max_new_tokens": cfg.max_new_tokens,
+            "max_new_tokens_per_task": dict(cfg.max_new_tokens_per_task or {}),
+            "max_examples_per_task": cfg.max_examples_per_task,
             "batch_size": batch_size,
             "kv_cache": "sized to each batch's prompt + new tokens",
             "model": {
@@ -502,30 +527,30 @@ def evaluate(
     predictions: list[dict] = []
     num_truncated = 0
     for name, (directory, task_examples) in loaded.items():
-        task_examples = loaders.take(task_examples, max_examples_per_task)
+        task_examples = loaders.take(task_examples, cfg.max_examples_per_task)
         summaries = {}
         for task, examples in task_examples.items():
             if not examples:
                 continue
             t0 = time.time()
-            budget = (max_new_tokens_per_task or {}).get(task, max_new_tokens)
+            budget = (cfg.max_new_tokens_per_task or {}).get(task, cfg.max_new_tokens)
             summary, rows, cut = _run_task(
                 examples,
                 decoder,
                 tokenizer,
                 template=template,
-                system_message_id=system_message_id,
-                metric=metric,
+                system_message_id=cfg.system_message_id,
+                metric=cfg.metric,
                 max_new_tokens=budget,
                 sampling=sampling,
-                choice_format=choice_format,
+                choice_format=cfg.choice_format,
                 omit_empty_system=omit_empty_system,
             )
             summary.update(
                 answer_type=examples[0].answer_type,
                 max_new_tokens=budget,
                 prompt=zero_shot_prompts.prompt_description(
-                    examples[0], template, system_message_id, omit_empty_system
+                    examples[0], template, cfg.system_message_id, omit_empty_system
                 ),
             )
             summaries[task] = summary
@@ -543,7 +568,7 @@ def evaluate(
         results["benchmarks"][name] = {
             "directory": directory,
             "tasks": summaries,
-            "aggregates": _aggregates(name, summaries, metric != "generate"),
+            "aggregates": _aggregates(name, summaries, cfg.metric != "generate"),
         }
     results["num_truncated_prompts"] = num_truncated
     results["num_examples"] = len(predictions)

@@ -109,7 +109,7 @@ class RunConfig:
     """Stage names, in order: also their gin scopes and directory names."""
     evaluate_after_stage: bool = False
     """After each stage, call orca_jax.evaluation.runner.evaluate(checkpoint=<stage dir>,
-    output_dir=<stage dir>/eval) once, configured by gin under the stage's scope."""
+    output_dir=<stage dir>/eval) once, with the stage's EvalConfig (gin, under the stage's scope)."""
 
 
 def stage_config(name: str | None) -> StageConfig:
@@ -397,6 +397,7 @@ def run_stages(run: RunConfig, stages: Mapping[str, StageConfig]) -> None:
     """
     setups = {name: build_setup(stages[name], name) for name in run.stages}
     evaluate = evaluator() if run.evaluate_after_stage else None  # fails before any compute
+    eval_configs = {name: eval_config(name) for name in run.stages} if evaluate else {}
     previous, trained = None, []
     for name in run.stages:
         stage_dir = str(epath.Path(run.model_dir) / name)
@@ -411,7 +412,7 @@ def run_stages(run: RunConfig, stages: Mapping[str, StageConfig]) -> None:
             trained.append(name)
         if evaluate is not None:
             with gin.config_scope(name):
-                evaluate_stage(evaluate, stage_dir)
+                evaluate_stage(evaluate, stage_dir, eval_configs[name])
         previous = stage_dir
     write_root_operative_config(run.model_dir, trained, run.stages)
 
@@ -437,11 +438,19 @@ def evaluator() -> Callable[..., Any]:
     return evaluate
 
 
-def evaluate_stage(evaluate: Callable[..., Any], stage_dir: str) -> None:
-    """Evaluate a finished stage into `<stage_dir>/eval`, once (EVAL_DONE marks it done)."""
+def eval_config(name: str) -> Any:
+    """Stage `name`'s EvalConfig, built from gin under its scope (validated before any training)."""
+    from orca_jax.evaluation.runner import EvalConfig
+
+    with gin.config_scope(name):
+        return EvalConfig()
+
+
+def evaluate_stage(evaluate: Callable[..., Any], stage_dir: str, config: Any) -> None:
+    """Evaluate a finished stage into `<stage_dir>/eval` with `config`, once (EVAL_DONE marks it done)."""
     marker = epath.Path(stage_dir) / "EVAL_DONE"
     if marker.exists():
         return
-    evaluate(checkpoint=stage_dir, output_dir=str(epath.Path(stage_dir) / "eval"))
+    evaluate(checkpoint=stage_dir, output_dir=str(epath.Path(stage_dir) / "eval"), config=config)
     if jax.process_index() == 0:
         marker.write_text("")

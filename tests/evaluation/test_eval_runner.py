@@ -124,9 +124,9 @@ def test_command_line_with_gin(tmp_path, bbh_fixture_dir, capsys):
         "import orca_jax.models.presets\n"
         "model_config.preset = 'tiny'\n"
         "model_config.overrides = {'max_len': 256, 'scan_layers': False, 'remat_policy': 'none'}\n"
-        "orca_jax.evaluation.runner.evaluate.tokenizer_path = '{demo_data_dir}/tokenizer.model'\n"
-        "orca_jax.evaluation.runner.evaluate.max_new_tokens = 4\n"
-        "orca_jax.evaluation.runner.evaluate.mesh_shape = None\n"
+        "EvalConfig.tokenizer_path = '{demo_data_dir}/tokenizer.model'\n"
+        "EvalConfig.max_new_tokens = 4\n"
+        "EvalConfig.mesh_shape = None\n"
     )
     out = tmp_path / "cli"
     rc = cli.main(
@@ -140,7 +140,7 @@ def test_command_line_with_gin(tmp_path, bbh_fixture_dir, capsys):
             "--tasks",
             "navigate",
             "--max_examples_per_task=1",
-            "--gin.orca_jax.evaluation.runner.evaluate.batch_size=2",
+            "--gin.EvalConfig.batch_size=2",
         ]
     )
     assert rc == 0
@@ -149,3 +149,12 @@ def test_command_line_with_gin(tmp_path, bbh_fixture_dir, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["batch_size"] == 2 and results["settings"]["max_new_tokens"] == 4
     assert (out / "results.md").exists() and len(_read_jsonl(out / "predictions.jsonl")) == 1
+
+
+def test_eval_config_rejects_bad_values_naming_the_field():
+    with pytest.raises(ValueError, match="metric='bogus'"):
+        runner.EvalConfig(metric="bogus")
+    with pytest.raises(ValueError, match="system_message_id=17.*top_p=0"):
+        runner.EvalConfig(system_message_id=17, top_p=0.0)
+    with pytest.raises(TypeError, match="max_new_token"):
+        runner.evaluate("random", "/tmp/unused", max_new_token=3)  # a misspelt field fails before loading

@@ -34,7 +34,7 @@ def test_evaluate_smollm2_matches_transformers(smollm2_converted_dir, smollm2_hf
             "--max_new_tokens=6",
             "--dtype=float32",
             "--batch_size=4",
-            "--gin.orca_jax.evaluation.runner.evaluate.mesh_shape=None",
+            "--gin.EvalConfig.mesh_shape=None",
         ]
     )
     assert rc == 0

@@ -81,7 +81,7 @@ def test_instruct_checkpoint_is_evaluated_with_instruct(tmp_path, clean_gin, cap
         "--max_examples_per_task=2",
         "--max_new_tokens=2",
         "--batch_size=2",
-        "--gin.orca_jax.evaluation.runner.evaluate.mesh_shape=None",
+        "--gin.EvalConfig.mesh_shape=None",
     ]
     result = subprocess.run(
         [sys.executable, "-m", "orca_jax.evaluate", *common, f"--output_dir={tmp_path / 'eval'}"],

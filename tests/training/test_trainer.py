@@ -13,6 +13,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from orca_jax import gin_utils, train
+from orca_jax.evaluation.runner import EvalConfig
 from orca_jax.models import get_preset
 from orca_jax.training import checkpoints, trainer
 from orca_jax.training.metrics import read_metrics
@@ -93,11 +94,13 @@ def test_two_stages_then_skip(tmp_path, clean_gin, monkeypatch, caplog):
         run_stages(evaluate_after_stage=True)
     calls = []
     runner = types.ModuleType("orca_jax.evaluation.runner")
+    runner.EvalConfig = EvalConfig
     runner.evaluate = lambda **kwargs: calls.append(kwargs)
     monkeypatch.setitem(sys.modules, "orca_jax.evaluation.runner", runner)
     run_stages(evaluate_after_stage=True)
     run_stages(evaluate_after_stage=True)
-    assert calls == [{"checkpoint": str(d), "output_dir": str(d / "eval")} for d in (stage1, stage2)]
+    want = [{"checkpoint": str(d), "output_dir": str(d / "eval"), "config": EvalConfig()} for d in (stage1, stage2)]
+    assert calls == want
 
 
 @pytest.mark.slow

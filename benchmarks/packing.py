@@ -2,7 +2,7 @@
 
     python benchmarks/packing.py [--num_examples 10000] [--sequence_length 2048] [--skip_grain]
 
-Every packer gets the same examples (orca_jax.data.synthetic: log-normal prompt and
+Every packer gets the same examples (orca_jax.testing.orca_like: log-normal prompt and
 response lengths clipped to 20-1500 and 5-1500 tokens, truncated to fit) and
 produces the same five decoder features as int32 [rows, L] batches of 64 rows.
 fill = real tokens / token slots; tokens/s = real tokens per second of packing
@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from orca_jax.data.packing import PackedStream, rows_from_bins  # noqa: E402
 from orca_jax.data.preprocessors import TokenizedExample  # noqa: E402
-from orca_jax.data.synthetic import orca_like_examples  # noqa: E402
+from orca_jax.testing.orca_like import orca_like_examples  # noqa: E402
 
 ROWS_PER_BATCH = 64
 

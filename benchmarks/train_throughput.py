@@ -17,7 +17,7 @@ What each side runs, per preset:
   torch  benchmarks/_torch_peer.py: LlamaForCausalLM with fp32 master weights, computing in
          --dtype as the jax side does (bf16/fp16 autocast; no autocast for float32), SDPA (or
          flash_attention_2 when installed), torch.compile and fused AdamW on CUDA, gradient checkpointing when --remat is not none, clipping at 1.0.
-Both get the same packed batches: Orca-like example lengths (orca_jax.data.synthetic; scaled
+Both get the same packed batches: Orca-like example lengths (orca_jax.testing.orca_like; scaled
 by length/2048 below 2048 so short smoke rows still hold several examples) with random token
 ids, packed by the real best-fit-decreasing packer (orca_jax.data.packing.PackedStream and
 rows_from_bins). `--num_batches` distinct batches are put on the device before timing and
@@ -63,7 +63,7 @@ from packing import _ListSource  # noqa: E402  (benchmarks/packing.py)
 
 from orca_jax.data.packing import PackedStream, fill_ratio, rows_from_bins  # noqa: E402
 from orca_jax.data.preprocessors import build_example  # noqa: E402
-from orca_jax.data.synthetic import orca_like_lengths  # noqa: E402
+from orca_jax.testing.orca_like import orca_like_lengths  # noqa: E402
 from orca_jax.training.flops import PEAK_BF16_FLOPS, match_peak  # noqa: E402
 
 RESULT_TAG = "@@RESULT "

@@ -9,7 +9,7 @@ import pytest
 
 from orca_jax.data.packing import PackedStream, best_fit_decreasing, fill_ratio, rows_from_bins
 from orca_jax.data.preprocessors import TokenizedExample, build_example
-from orca_jax.data.synthetic import orca_like_examples, orca_like_lengths
+from orca_jax.testing.orca_like import orca_like_examples, orca_like_lengths
 
 PAD = 999
 

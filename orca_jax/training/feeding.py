@@ -60,8 +60,9 @@ def to_global(batch: Batch, sharding: NamedSharding, global_batch_size: int) -> 
 _END = object()
 
 
-class Prefetcher:
-    """Reads host batches and puts them on the devices ahead of the step, in a thread.
+class DeviceFeeder:
+    """Reads host batches and puts them on the devices ahead of the step, in a thread (on top of
+    the data pipeline's own reading thread, data/prefetch.py, which reads and packs ahead).
 
     `next_with_wait` returns (global batch, data position after that batch, wait): the position
     to checkpoint once the step has consumed the batch (the iterator itself runs ahead).
@@ -71,7 +72,7 @@ class Prefetcher:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, args=(iterator, sharding, global_batch_size), daemon=True, name="prefetch"
+            target=self._run, args=(iterator, sharding, global_batch_size), daemon=True, name="device_feed"
         )
         self._thread.start()
 

@@ -31,7 +31,7 @@ from orca_jax.training import checkpoints as ckpt_lib
 from orca_jax.training import model_card
 from orca_jax.training import train_state as ts
 from orca_jax.training.batches import BatchIterator, DataConfig, make_batches
-from orca_jax.training.feeding import Prefetcher, host_data_shard
+from orca_jax.training.feeding import DeviceFeeder, host_data_shard
 from orca_jax.training.flops import peak_flops_per_device
 from orca_jax.training.loss import LossConfig
 from orca_jax.training.metrics import MetricsWriter, Window
@@ -315,7 +315,9 @@ class TrainLoop:
         step = start = int(jax.device_get(state.step))
         num_train_steps = self.config.num_train_steps
         writer = MetricsWriter(self.model_dir, num_train_steps, start)
-        feed = Prefetcher(self.iterator, self.setup.batch["decoder_input_tokens"].sharding, self.config.data.batch_size)
+        feed = DeviceFeeder(
+            self.iterator, self.setup.batch["decoder_input_tokens"].sharding, self.config.data.batch_size
+        )
         window, position = Window(), None
         watch = PreemptionWatch().start()
         try:

@@ -383,21 +383,11 @@ def verdict(what: str, topology, memory_total: int, hbm: int, min_headroom: floa
 
 
 def compile_train(setup, platform: str):
-    """The trainer's step (`compile_train_step`) for `setup`, traced as on `platform`."""
-    from orca_jax.training.train_step import compile_train_step
+    """The trainer's step (`trainer.compile_step`) for `setup`, traced as on `platform`."""
+    from orca_jax.training import trainer
 
-    config = setup.config
     with platform_backend(platform):
-        return compile_train_step(
-            config.model,
-            setup.optimizer,
-            config.loss,
-            config.num_microbatches,
-            setup.mesh,
-            setup.rules,
-            setup.abstract,
-            setup.batch,
-        )
+        return trainer.compile_step(setup)
 
 
 def compile_decode(setup, eval_batch_size: int, max_new_tokens: int | None, platform: str):

@@ -177,6 +177,21 @@ def validate(config: StageConfig, name: str | None = None) -> None:
         )
 
 
+def compile_step(setup: Setup):
+    """The stage's jitted train step, lowered and compiled for `setup` (what aot_compile compiles too)."""
+    config = setup.config
+    return compile_train_step(
+        config.model,
+        setup.optimizer,
+        config.loss,
+        config.num_microbatches,
+        setup.mesh,
+        setup.rules,
+        setup.abstract,
+        setup.batch,
+    )
+
+
 def build_setup(config: StageConfig, name: str | None = None, devices: Sequence[jax.Device] | None = None) -> Setup:
     """Mesh, rules, optimizer and shardings of stage `name` over `devices` (default: all);
     raises on any config or shape mismatch, before anything is computed."""
@@ -277,16 +292,7 @@ def train_stage(setup: Setup, model_dir: str, previous_stage_dir: str | None = N
             iterator.load_state_dict(position)
         model_card.save_card(model_dir, model_card.card_from_iterator(config.model, iterator))
         start = time.perf_counter()
-        step_fn = compile_train_step(
-            config.model,
-            setup.optimizer,
-            config.loss,
-            config.num_microbatches,
-            setup.mesh,
-            setup.rules,
-            setup.abstract,
-            setup.batch,
-        )
+        step_fn = compile_step(setup)
         log.info("train step compiled in %.1fs", time.perf_counter() - start)
         write_gin_configs(model_dir, operative=True)
         return TrainLoop(setup, step_fn, checkpointer, iterator, model_dir).run(state)

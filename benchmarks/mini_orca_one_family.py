@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 import gin
 
-from orca_jax import evaluate, train
+from orca_jax import analysis, evaluate
 from orca_jax.data import registry, sources
-from orca_jax.demo import dataset, families, files, teachers
+from orca_jax.demo import cli, conditions, dataset, families, files, teachers
 
 TEACHERS = {"expert": teachers.EXPERT, "answer_only": teachers.ANSWER_ONLY}
 BENCHMARKS = ("demo_bbh", "demo_bbh_ood")
@@ -44,21 +44,16 @@ def register_family_task(family: str, teacher: str, data_dir: str) -> str:
 
 
 def train_family(task: str, model_dir: str, steps: int, eval_every: int) -> None:
-    gin.clear_config()
-    train.main(
-        [
-            "--gin_file=runs/demo.gin",
-            f"--gin.MODEL_DIR={model_dir}",
-            "--gin.RunConfig.stages=('stage2',)",
-            "--gin.RunConfig.evaluate_after_stage=False",
-            "--gin.stage2/StageConfig.init_from_previous_stage=False",
-            f"--gin.STAGE2_MIXTURE_OR_TASK_NAME='{task}'",
-            f"--gin.STAGE2_TRAIN_STEPS={steps}",
-            "--gin.stage2/OptimizerConfig.learning_rate=2e-3",
-            f"--gin.CheckpointConfig.save_every_steps={eval_every}",
-            f"--gin.CheckpointConfig.keep={steps // eval_every + 1}",
-        ]
-    )
+    """The demo's single-stage, from-random-weights bindings (those of expert_only and answer_only,
+    seed 0), on `task`, keeping every `eval_every`-th checkpoint."""
+    extra = [
+        "--gin.RunConfig.evaluate_after_stage=False",
+        f"--gin.STAGE2_MIXTURE_OR_TASK_NAME='{task}'",
+        f"--gin.STAGE2_TRAIN_STEPS={steps}",
+        f"--gin.CheckpointConfig.save_every_steps={eval_every}",
+        f"--gin.CheckpointConfig.keep={steps // eval_every + 1}",
+    ]
+    cli.train_run(model_dir, "runs/demo.gin", conditions.bindings(conditions.EXPERT_ONLY, 0, extra))
 
 
 def evaluate_step(stage_dir: str, step: int, family: str) -> dict[str, float]:
@@ -81,12 +76,6 @@ def evaluate_step(stage_dir: str, step: int, family: str) -> dict[str, float]:
     return {b: 100 * results[b]["tasks"][family]["accuracy"] for b in BENCHMARKS}
 
 
-def train_loss(stage_dir: str, step: int) -> float | None:
-    with open(os.path.join(stage_dir, "metrics.jsonl")) as f:
-        losses = {m["step"]: m.get("loss") for m in map(json.loads, f)}
-    return losses.get(step)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--family", required=True, choices=families.KINDS)
@@ -106,9 +95,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         task = register_family_task(args.family, teacher, os.path.join(run_dir, "data"))
         train_family(task, run_dir, args.steps, args.eval_every)
         stage_dir = os.path.join(run_dir, "stage2")
+        losses = {m["step"]: m.get("loss") for m in analysis.load_stage(stage_dir).metrics}
         for step in range(args.eval_every, args.steps + 1, args.eval_every):
-            acc = evaluate_step(stage_dir, step, args.family)
-            rows.append((teacher, step, train_loss(stage_dir, step), acc))
+            rows.append((teacher, step, losses.get(step), evaluate_step(stage_dir, step, args.family)))
     print(f"\n{args.family} alone, {args.steps} steps of 16 x 256 (held-out accuracy, %)\n")
     print("| teacher | step | train loss | " + " | ".join(BENCHMARKS) + " |")
     print("|---|---:|---:|" + "---:|" * len(BENCHMARKS))
